@@ -1,0 +1,66 @@
+"""An endpoint's work: statements, their database time, errors, and slow-query windows.
+
+Each request's own work is drawn when it arrives, from streams named after the
+service and endpoint, so two variants of a scenario see the same requests doing
+the same work; an incident scales a statement when it *starts executing*.
+"""
+from __future__ import annotations
+
+import math
+
+from .rng import Draws
+
+
+class Endpoint:
+    """The runtime of one `[services.NAME.endpoints.ENDPOINT]` table."""
+
+    def __init__(self, name: str, config, work: Draws, errors: Draws, windows: list[tuple[float, float, float]]):
+        self.name = name
+        self.is_query = config.kind == "query"
+        self.statements = config.statements
+        self.think = config.think
+        self.cpu_mean = config.statement_cpu
+        self.wait_mean = config.statement_wait
+        self.distribution = config.distribution
+        self.sigma = config.sigma
+        self.error_rate = config.error_rate
+        self._work = work
+        self._errors = errors
+        self.windows = windows
+        # lognormal with the given mean: exp(mu + sigma Z), mu = ln(mean) - sigma^2 / 2
+        self._ln_shift = -0.5 * self.sigma * self.sigma
+
+    def slowdown(self, now: float) -> float:
+        """The product of the `slow_queries` factors whose window holds `now`."""
+        f = 1.0
+        for start, end, factor in self.windows:
+            if start <= now < end:
+                f *= factor
+        return f
+
+    def draw(self) -> tuple[list[float], int]:
+        """A request's work: [cpu, wait] seconds per statement, and a bit mask of failing statements."""
+        n = self.statements
+        cpu, wait = self.cpu_mean, self.wait_mean
+        dist = self.distribution
+        work: list[float] = []
+        if dist == "deterministic":
+            work = [cpu, wait] * n
+        elif dist == "exponential":
+            nxt = self._work.next
+            for _ in range(n):
+                work.append(cpu * nxt())
+                work.append(wait * nxt())
+        else:
+            nxt = self._work.next
+            s, shift = self.sigma, self._ln_shift
+            for _ in range(n):
+                work.append(cpu * math.exp(shift + s * nxt()))
+                work.append(wait * math.exp(shift + s * nxt()))
+        errors = 0
+        if self.error_rate > 0:
+            u = self._errors.next
+            for i in range(n):
+                if u() < self.error_rate:
+                    errors |= 1 << i
+        return work, errors

@@ -1,0 +1,278 @@
+"""A node-postgres `pg.Pool` (pg-pool 3.x) in one pod.
+
+As pg-pool's source has it: a caller never overtakes waiters (FIFO queue);
+idle connections are handed out most recently released first (LIFO); a new
+connection is opened only when nobody waits, none is idle and fewer than `max`
+are open; `acquire_timeout` is a *connect* timeout on that path ("Connection
+terminated due to connection timeout") and a *queue* timeout for a waiter
+("timeout exceeded when trying to connect"); a failed connect goes to its one
+caller and is never retried, so against a full database every waiter makes one
+more refused connect. Callers are plain callbacks `cb(arg, connection, error)`.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from simpy import Environment
+
+from ..metrics import Level, ServiceSeries
+from .database import Database
+from .timer import Timer
+
+CONNECTING, IDLE, BUSY, CLOSED = 0, 1, 2, 3
+WAITING, OPENING, GONE = 0, 1, 2
+
+QUEUE_TIMEOUT_TEXT = "timeout exceeded when trying to connect"
+CONNECT_TIMEOUT_TEXT = "Connection terminated due to connection timeout"
+
+AcquireCallback = Callable[[object, "Connection | None", "str | None"], None]
+
+
+class Connection:
+    """One physical connection (a PostgreSQL backend) owned by a pool."""
+
+    __slots__ = ("state", "uses", "idle_since", "idle_timer", "expired", "refusal")
+
+    def __init__(self) -> None:
+        self.state = CONNECTING
+        self.uses = 0
+        self.idle_since = 0.0
+        self.idle_timer = False
+        self.expired = False
+        self.refusal: str | None = None
+
+
+class Waiter:
+    """A caller of `pool.connect()` between asking and getting an answer."""
+
+    __slots__ = ("cb", "arg", "t0", "state")
+
+    def __init__(self, cb: AcquireCallback, arg: object, t0: float, state: int):
+        self.cb = cb
+        self.arg = arg
+        self.t0 = t0
+        self.state = state
+
+
+class Pool:
+    """pg.Pool: `acquire(cb, arg)`, `release(conn, error)`, gauges total/idle/waiting."""
+
+    def __init__(self, env: Environment, config, database: Database, series: ServiceSeries,
+                 waiting_level: Level, service: str):
+        self.env = env
+        self.db = database
+        self.series = series
+        self.service = service
+        self.inv_bucket = 1.0 / database.recorder.bucket
+        self.max = config.max
+        self.min = config.min
+        self.acquire_timeout = config.acquire_timeout
+        self.idle_timeout = config.idle_timeout
+        self.max_lifetime = config.max_lifetime
+        self.max_uses = config.max_uses
+        self.connect_time = database.connect_time
+        self.total = 0
+        self.idle: list[Connection] = []
+        self.queue: deque[Waiter] = deque()
+        self.waiting = 0
+        self.waiting_level = waiting_level
+
+    # --- gauges ------------------------------------------------------------
+    def _total(self, delta: int) -> None:
+        self.total += delta
+        now = self.env.now
+        self.series.pool_total.add(now, delta)
+        self.series.db_connections.add(now, delta)
+
+    def _waiting(self, delta: int) -> None:
+        self.waiting += delta
+        now = self.env.now
+        self.series.pool_waiting.add(now, delta)
+        self.waiting_level.set(now, self.waiting)
+
+    def _handout(self, w: Waiter, conn: Connection | None, error: str | None) -> None:
+        """Answer a caller; its wait (to a connection or an error) feeds the acquire-wait mean."""
+        now = self.env.now
+        b = int(now * self.inv_bucket)
+        series = self.series
+        series.acquires[b] += 1
+        series.acquire_wait_sum[b] += now - w.t0
+        w.cb(w.arg, conn, error)
+
+    # --- acquire -----------------------------------------------------------
+    def acquire(self, cb: AcquireCallback, arg: object) -> None:
+        """pool.connect(): `cb(arg, conn, None)` with a connection, or `cb(arg, None, kind)`."""
+        now = self.env.now
+        if not self.waiting:
+            if self.idle:
+                conn = self.idle.pop()
+                conn.state = BUSY
+                self.series.pool_idle.add(now, -1)
+                self.series.acquires[int(now * self.inv_bucket)] += 1
+                cb(arg, conn, None)
+                return
+            if self.total < self.max:
+                self._open(Waiter(cb, arg, now, OPENING))
+                return
+        w = Waiter(cb, arg, now, WAITING)
+        self.queue.append(w)
+        self._waiting(1)
+        self.series.queued[int(now * self.inv_bucket)] += 1
+        if "waiting" not in self.series.first_failure:
+            self.series.first_failure.add("waiting")
+            self.db.recorder.event(now, self.service, "first_pool_waiting",
+                                   f"a request queued for a connection ({self.total} of {self.max} open)")
+        if self.acquire_timeout > 0:
+            Timer(self.env, self.acquire_timeout, self._on_queue_timeout, w)
+
+    def _on_queue_timeout(self, timer: Timer) -> None:
+        w: Waiter = timer.arg
+        if w.state == WAITING:
+            w.state = GONE
+            self._waiting(-1)
+            self._handout(w, None, "acquire_timeout")
+        elif w.state == OPENING:  # its new connection is still being opened
+            w.state = GONE
+            self._handout(w, None, "acquire_timeout")
+
+    def _next_waiter(self) -> Waiter:
+        q = self.queue
+        w = q.popleft()
+        while w.state != WAITING:
+            w = q.popleft()
+        self._waiting(-1)
+        return w
+
+    def _pulse(self) -> None:
+        """Serve the queue's head while a connection is idle or one more may be opened."""
+        while self.waiting:
+            if self.idle:
+                conn = self.idle.pop()
+                conn.state = BUSY
+                self.series.pool_idle.add(self.env.now, -1)
+                w = self._next_waiter()
+                w.state = GONE
+                self._handout(w, conn, None)
+            elif self.total < self.max:
+                w = self._next_waiter()
+                w.state = OPENING
+                self._open(w)
+            else:
+                return
+
+    # --- connect -----------------------------------------------------------
+    def _open(self, w: Waiter) -> None:
+        conn = Connection()
+        self._total(1)
+        conn.refusal = self.db.try_take_slot()
+        if self.acquire_timeout > 0 and self.connect_time > self.acquire_timeout:
+            Timer(self.env, self.acquire_timeout, self._on_connect_timeout, (conn, w))
+        else:
+            Timer(self.env, self.connect_time, self._on_connected, (conn, w))
+
+    def _on_connect_timeout(self, timer: Timer) -> None:
+        conn, w = timer.arg
+        if conn.refusal is None:
+            self.db.free_slot()
+        self._connect_failed(conn, w, "connect_timeout")
+
+    def _on_connected(self, timer: Timer) -> None:
+        conn, w = timer.arg
+        now = self.env.now
+        b = int(now * self.inv_bucket)
+        if conn.refusal is not None:
+            self.series.refused_connects[b] += 1
+            self.db.note_refusal(self.service, conn.refusal)
+            self._connect_failed(conn, w, "too_many_clients")
+            return
+        self.series.connects[b] += 1
+        if self.max_lifetime > 0:
+            Timer(self.env, self.max_lifetime, self._on_lifetime, conn)
+        if w.state == OPENING:
+            w.state = GONE
+            conn.state = BUSY
+            self._handout(w, conn, None)
+        else:  # its caller timed out meanwhile: pg-pool releases it straight back
+            conn.state = BUSY
+            self.release(conn)
+
+    def _connect_failed(self, conn: Connection, w: Waiter, kind: str) -> None:
+        conn.state = CLOSED
+        self._total(-1)
+        if w.state == OPENING:
+            w.state = GONE
+            self._handout(w, None, kind)
+        self._pulse()
+
+    def open_warm(self, n: int) -> int:
+        """Open `n` connections at once, already established (pods running before t=0)."""
+        opened = 0
+        for _ in range(n):
+            if self.total >= self.max:
+                break
+            refusal = self.db.try_take_slot()
+            if refusal is not None:
+                self.db.note_refusal(self.service, refusal)
+                break
+            conn = Connection()
+            self._total(1)
+            conn.state = BUSY
+            if self.max_lifetime > 0:
+                Timer(self.env, self.max_lifetime, self._on_lifetime, conn)
+            self.release(conn, count_use=False)
+            opened += 1
+        return opened
+
+    # --- release and close -------------------------------------------------
+    def release(self, conn: Connection, error: bool = False, count_use: bool = True) -> None:
+        """client.release(err): closed on an error, past max_uses or max_lifetime; else reused."""
+        if count_use:
+            conn.uses += 1
+        if error or conn.expired or (self.max_uses and conn.uses >= self.max_uses):
+            self._close(conn)
+            self._pulse()
+            return
+        if self.waiting:
+            w = self._next_waiter()
+            w.state = GONE
+            self._handout(w, conn, None)
+            return
+        now = self.env.now
+        conn.state = IDLE
+        conn.idle_since = now
+        self.idle.append(conn)
+        self.series.pool_idle.add(now, 1)
+        if self.idle_timeout > 0 and not conn.idle_timer:
+            conn.idle_timer = True
+            Timer(self.env, self.idle_timeout, self._on_idle_timeout, conn)
+
+    def _on_idle_timeout(self, timer: Timer) -> None:
+        conn: Connection = timer.arg
+        conn.idle_timer = False
+        if conn.state != IDLE:
+            return
+        due = conn.idle_since + self.idle_timeout
+        if due - self.env.now > 1e-9:  # reused since this timer was set: wait for the rest
+            conn.idle_timer = True
+            Timer(self.env, due - self.env.now, self._on_idle_timeout, conn)
+        elif self.total > self.min:
+            self._close(conn)
+
+    def _on_lifetime(self, timer: Timer) -> None:
+        conn: Connection = timer.arg
+        if conn.state == IDLE:
+            self._close(conn)
+            self._pulse()
+        elif conn.state == BUSY:
+            conn.expired = True
+
+    def _close(self, conn: Connection) -> None:
+        now = self.env.now
+        if conn.state == IDLE:
+            self.idle.remove(conn)
+            self.series.pool_idle.add(now, -1)
+        conn.state = CLOSED
+        self._total(-1)
+        self.db.free_slot()
+        self.series.closes[int(now * self.inv_bucket)] += 1
