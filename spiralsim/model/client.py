@@ -11,7 +11,7 @@ from simpy import Environment
 
 from ..metrics import KIND_INDEX, ServiceSeries, hist_bin, HIST_BINS
 from .rng import Draws
-from .timer import Timer
+from .timer import Deadline, Timer
 
 # Retried: timeouts and 5xx. A statement error is the app's 4xx/constraint case.
 RETRYABLE = frozenset({
@@ -103,9 +103,9 @@ class Client:
             series.retries[b] += 1
         att = Attempt(req)
         if self.timeout > 0:
-            Timer(self.env, self.timeout, self._on_timeout, att)
+            Deadline(self.env, self.timeout, self._on_timeout, att)
         if self.upstream_timeout > 0:
-            Timer(self.env, self.upstream_timeout, self._on_upstream_timeout, att)
+            Deadline(self.env, self.upstream_timeout, self._on_upstream_timeout, att)
         self.route(att)
 
     def _retry(self, timer: Timer) -> None:

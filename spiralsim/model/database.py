@@ -14,7 +14,7 @@ from typing import Callable
 from simpy import Environment
 
 from ..metrics import Recorder
-from .timer import Timer
+from .timer import Deadline, Timer
 
 RESERVED_TEXT = "remaining connection slots are reserved for non-replication superuser connections"
 FULL_TEXT = "sorry, too many clients already"
@@ -171,7 +171,7 @@ class Database:
         stmt = Statement(wait, done, arg)
         self.series.active.add(self.env.now, 1.0)
         if self.statement_timeout > 0:
-            Timer(self.env, self.statement_timeout, self._on_timeout, stmt)
+            Deadline(self.env, self.statement_timeout, self._on_timeout, stmt)
         if cpu > 0:
             self.cpu.add(cpu, stmt)
         elif wait > 0:

@@ -18,7 +18,7 @@ from simpy import Environment
 
 from ..metrics import Level, ServiceSeries
 from .database import Database
-from .timer import Timer
+from .timer import Deadline, Timer
 
 CONNECTING, IDLE, BUSY, CLOSED = 0, 1, 2, 3
 WAITING, OPENING, GONE = 0, 1, 2
@@ -124,7 +124,7 @@ class Pool:
             self.db.recorder.event(now, self.service, "first_pool_waiting",
                                    f"a request queued for a connection ({self.total} of {self.max} open)")
         if self.acquire_timeout > 0:
-            Timer(self.env, self.acquire_timeout, self._on_queue_timeout, w)
+            Deadline(self.env, self.acquire_timeout, self._on_queue_timeout, w)
 
     def _on_queue_timeout(self, timer: Timer) -> None:
         w: Waiter = timer.arg
@@ -167,7 +167,7 @@ class Pool:
         self._total(1)
         conn.refusal = self.db.try_take_slot()
         if self.acquire_timeout > 0 and self.connect_time > self.acquire_timeout:
-            Timer(self.env, self.acquire_timeout, self._on_connect_timeout, (conn, w))
+            Deadline(self.env, self.acquire_timeout, self._on_connect_timeout, (conn, w))
         else:
             Timer(self.env, self.connect_time, self._on_connected, (conn, w))
 

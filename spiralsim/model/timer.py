@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from simpy import Environment
-from simpy.events import NORMAL, Event
+from simpy.events import NORMAL, URGENT, Event
 
 
 class Timer(Event):
@@ -26,3 +26,19 @@ class Timer(Event):
     @property
     def arg(self) -> Any:
         return self._value
+
+
+class Deadline(Timer):
+    """A Timer for a timeout: at the same instant as any ordinary event, it goes first.
+
+    So a tie between a deadline and the thing it guards (a release at exactly
+    the acquire timeout, a response at exactly the client timeout) always goes
+    to the timeout, whatever order the two were scheduled in.
+    """
+
+    def __init__(self, env: Environment, delay: float, fn: Callable[[Any], None], arg: Any = None):
+        self.env = env
+        self.callbacks = [fn]
+        self._value = arg
+        self._ok = True
+        env.schedule(self, URGENT, delay)

@@ -65,10 +65,22 @@ class RateCurve:
         return math.inf
 
 
-class Traffic:
-    """One service's user requests, handed to its client as they arrive."""
+class Evenly:
+    """Unit "exponentials" that are all 1: arrivals evenly spaced in integrated rate."""
 
-    def __init__(self, env: Environment, curve: RateCurve, gaps: Draws, mix: Draws,
+    @staticmethod
+    def next() -> float:
+        return 1.0
+
+
+class Traffic:
+    """One service's user requests, handed to its client as they arrive.
+
+    `poisson` arrivals invert the integrated rate with Exp(1) gaps;
+    `deterministic` ones with gaps of exactly 1 (a D/x/c queue's clockwork).
+    """
+
+    def __init__(self, env: Environment, curve: RateCurve, gaps: Draws | Evenly, mix: Draws,
                  endpoints: list, weights: list[float], client: Client):
         self.env = env
         self.curve = curve

@@ -19,7 +19,7 @@ from .handler import Handler
 from .pod import Pod
 from .pool import Pool
 from .rng import Draws, stream
-from .traffic import RateCurve, Traffic, rate_segments
+from .traffic import Evenly, RateCurve, Traffic, rate_segments
 
 PROGRESS_SLICES = 100
 
@@ -56,7 +56,7 @@ class Service:
             ))
         self.traffic = Traffic(
             env, RateCurve(rate_segments(config.traffic.rate, config.traffic.phases, scenario.duration)),
-            Draws(stream(seed, f"{name}/arrivals"), "exponential"),
+            Draws(stream(seed, f"{name}/arrivals"), "exponential") if config.traffic.arrivals == "poisson" else Evenly(),
             Draws(stream(seed, f"{name}/mix"), "uniform"),
             self.endpoints, [ep.weight for ep in config.endpoints.values()], self.client,
         )

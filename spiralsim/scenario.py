@@ -1,0 +1,424 @@
+"""The scenario: a TOML file (see SCENARIO.md) validated once into frozen models.
+
+Field names are the TOML keys; every duration is float seconds. Overrides
+(`--set PATH=VALUE`) are applied to the raw data before validation, so they
+get the same checks. Every problem of a file is reported at once, one line
+each, by `ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from spiralsim.scenario_errors import (
+    ScenarioError,
+    find_dangling_references,
+    find_unsupported,
+    in_file_order,
+    show,
+    translate_errors,
+)
+from spiralsim.units import format_duration, parse_duration
+
+__all__ = [
+    "Analysis",
+    "Balancer",
+    "Client",
+    "Database",
+    "Endpoint",
+    "Incident",
+    "Phase",
+    "Pod",
+    "Pool",
+    "Scenario",
+    "ScenarioError",
+    "Service",
+    "Traffic",
+    "apply_overrides",
+    "load_scenario",
+    "scenario_from_dict",
+    "scenario_from_toml",
+    "scenario_to_toml",
+]
+
+
+class _DurationMark:
+    """Marks a field as a duration (written back as "5ms" by scenario_to_toml)."""
+
+
+def _duration_type(minimum: float, inclusive: bool) -> Any:
+    def check(value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds < minimum or (seconds == minimum and not inclusive):
+            raise ValueError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {show(value)}")
+        return seconds
+
+    return Annotated[float, BeforeValidator(check), _DurationMark()]
+
+
+Duration = _duration_type(0.0, inclusive=True)  # seconds, >= 0 (0 often means off)
+PositiveDuration = _duration_type(0.0, inclusive=False)  # seconds, > 0
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
+
+
+def _d(text: str) -> float:
+    return parse_duration(text)
+
+
+def _problems(problems: list[tuple[tuple[str | int, ...], str]]) -> PydanticCustomError:
+    """Errors at sub-paths of the model that raises this (see translate_errors)."""
+    return PydanticCustomError("at_paths", "{problems}", {"problems": problems})
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Database(_Table):
+    """PostgreSQL: connection slots, connect cost, CPU cores."""
+
+    max_connections: Annotated[Int, Field(ge=1)] = 100
+    superuser_reserved_connections: Annotated[Int, Field(ge=0)] = 3
+    other_connections: Annotated[Int, Field(ge=0)] = 0
+    connect_time: Duration = _d("30ms")
+    cores: Annotated[Int, Field(ge=1)] = 4
+    statement_timeout: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _reserved_below_max(self) -> Database:
+        if self.superuser_reserved_connections >= self.max_connections:
+            raise _problems([(("superuser_reserved_connections",),
+                              f"contradictory settings: must be < max_connections ({self.max_connections}),"
+                              f" got {self.superuser_reserved_connections}")])
+        return self
+
+
+class Phase(_Table):
+    """A window [start, end) of the traffic at `rate` per second (ramped if `ramp`)."""
+
+    start: Duration
+    end: Duration
+    rate: Annotated[Float, Field(ge=0)]
+    ramp: Bool = False
+
+    @model_validator(mode="after")
+    def _forwards(self) -> Phase:
+        if self.end <= self.start:
+            word = "before" if self.end < self.start else "equal to"
+            raise ValueError(f"backwards phase: end {format_duration(self.end)} is {word}"
+                             f" start {format_duration(self.start)}")
+        return self
+
+
+class Traffic(_Table):
+    """Poisson arrivals of user requests: a base rate per second and phases."""
+
+    rate: Annotated[Float, Field(ge=0)]
+    phases: list[Phase] = []
+    arrivals: Literal["poisson", "deterministic"] = "poisson"
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> Traffic:
+        problems = []
+        for j, b in enumerate(self.phases):
+            for i, a in enumerate(self.phases[:j]):
+                if a.start < b.end and b.start < a.end:
+                    problems.append((("phases", j), f"overlaps phases[{i}] ({format_duration(a.start)}"
+                                     f"..{format_duration(a.end)} and {format_duration(b.start)}"
+                                     f"..{format_duration(b.end)})"))
+                    break
+        if problems:
+            raise _problems(problems)
+        return self
+
+
+class Endpoint(_Table):
+    """One kind of request: its statements, their times and failure rate."""
+
+    weight: Annotated[Float, Field(ge=0)] = 1.0
+    kind: Literal["query", "transaction"] = "query"
+    statements: Annotated[Int, Field(ge=1)] = 1
+    think: Duration = 0.0
+    statement_cpu: Duration = _d("1ms")
+    statement_wait: Duration = _d("4ms")
+    distribution: Literal["deterministic", "exponential", "lognormal"] = "exponential"
+    sigma: Annotated[Float, Field(gt=0)] = 1.0
+    error_rate: Probability = 0.0
+
+
+class Client(_Table):
+    """The caller: per-attempt timeout (0 = none), retries, backoff and jitter."""
+
+    timeout: Duration = _d("10s")
+    max_attempts: Annotated[Int, Field(ge=1)] = 1
+    backoff: Literal["none", "exponential"] = "none"
+    backoff_base: Duration = _d("100ms")
+    backoff_cap: Duration = _d("20s")
+    jitter: Literal["none", "full", "equal", "decorrelated"] = "none"
+
+
+class Balancer(_Table):
+    """The load balancer: routing policy and upstream timeout (0 = none)."""
+
+    policy: Literal["round_robin", "least_outstanding", "random"] = "round_robin"
+    upstream_timeout: Duration = _d("30s")
+
+
+class Pod(_Table):
+    """Pods of a service: count, event-loop CPU per attempt, warm-up, shedding."""
+
+    replicas: Annotated[Int, Field(ge=1)] = 1
+    cpu_per_request: Duration = _d("1ms")
+    warm_connections: Annotated[Int, Field(ge=0)] = 0
+    max_inflight: Annotated[Int, Field(ge=0)] = 0
+
+
+class Pool(_Table):
+    """node-postgres pg.Pool knobs (0 = off / forever, as in pg-pool)."""
+
+    max: Annotated[Int, Field(ge=1)] = 10
+    min: Annotated[Int, Field(ge=0)] = 0
+    acquire_timeout: Duration = 0.0
+    idle_timeout: Duration = _d("10s")
+    max_lifetime: Duration = 0.0
+    max_uses: Annotated[Int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Pool:
+        if self.min > self.max:
+            raise _problems([(("min",), f"contradictory settings: must be <= max ({self.max}), got {self.min}")])
+        return self
+
+
+class Service(_Table):
+    """One service sharing the database: its traffic, endpoints and layers."""
+
+    traffic: Traffic
+    endpoints: Annotated[dict[str, Endpoint], Field(min_length=1)]
+    client: Client = Client()
+    balancer: Balancer = Balancer()
+    pod: Pod = Pod()
+    pool: Pool = Pool()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Service:
+        problems = []
+        if self.pod.warm_connections > self.pool.max:
+            problems.append((("pod", "warm_connections"), f"contradictory settings: must be <= pool.max"
+                             f" ({self.pool.max}), got {self.pod.warm_connections}"))
+        if not any(e.weight > 0 for e in self.endpoints.values()):
+            problems.append((("endpoints",), "every endpoint has weight 0; at least one must be > 0"))
+        if problems:
+            raise _problems(problems)
+        return self
+
+
+class Incident(_Table):
+    """A trigger: changes parameters during [start, end)."""
+
+    kind: Literal["slow_queries"]
+    start: Duration
+    end: Duration
+    factor: Annotated[Float, Field(gt=0)]
+    services: Annotated[list[Str], Field(min_length=1)] | None = None
+    endpoints: Annotated[list[Str], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _forwards(self) -> Incident:
+        if self.end <= self.start:
+            word = "before" if self.end < self.start else "equal to"
+            raise ValueError(f"backwards window: end {format_duration(self.end)} is {word}"
+                             f" start {format_duration(self.start)}")
+        return self
+
+
+class Analysis(_Table):
+    """Thresholds that classify buckets as degraded and a run as recovered."""
+
+    error_rate_threshold: Probability = 0.01
+    latency_p99_threshold: Duration = _d("1s")
+    settle: Duration = _d("60s")
+
+
+class Scenario(_Table):
+    """A whole validated scenario file."""
+
+    name: Annotated[Str, Field(min_length=1)]
+    title: Str = ""
+    description: Str = ""
+    duration: PositiveDuration
+    seed: Annotated[Int, Field(ge=0)] = 0
+    bucket: PositiveDuration = _d("1s")
+    database: Database = Database()
+    services: Annotated[dict[str, Service], Field(min_length=1)]
+    incidents: list[Incident] = []
+    analysis: Analysis = Analysis()
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        """Service names in file order."""
+        return tuple(self.services)
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def _parse_value(raw: str) -> Any:
+    """A --set value: a TOML value if it parses as one, else the bare string."""
+    text = raw.strip()
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    return parsed["v"] if list(parsed) == ["v"] else text
+
+
+def _set_path(root: dict, segs: list[str], value: Any) -> None:
+    """Set root[segs...] = value, creating missing tables (lists for digit keys)."""
+    cur: Any = root
+    for depth, seg in enumerate(segs):
+        last = depth == len(segs) - 1
+        here = ".".join(segs[: depth + 1])
+        if isinstance(cur, list):
+            if not seg.isdigit():
+                raise ValueError(f"{'.'.join(segs[:depth])} is a list; index it with a number")
+            index = int(seg)
+            if index > len(cur):
+                raise ValueError(f"index {index} out of range ({len(cur)} entries)")
+            if index == len(cur):
+                cur.append(value if last else ([] if segs[depth + 1].isdigit() else {}))
+            elif last:
+                cur[index] = value
+            key: Any = index
+        else:
+            if last:
+                cur[seg] = value
+            elif seg not in cur:
+                cur[seg] = [] if segs[depth + 1].isdigit() else {}
+            key = seg
+        if last:
+            return
+        cur = cur[key]
+        if not isinstance(cur, (dict, list)):
+            raise ValueError(f"{here} is {show(cur)}, not a table")
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """A copy of raw scenario data with `PATH=VALUE` overrides applied.
+
+    PATH is dotted (`services.api.pool.max`, `incidents.0.factor`); VALUE is a
+    TOML value if it parses as one (`5`, `true`, `"1s"`), else a bare string.
+    Raises ScenarioError listing every malformed override.
+    """
+    result = copy.deepcopy(data)
+    errors = []
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        path = path.strip()
+        segs = path.split(".")
+        if not sep or not path or any(not s.strip() for s in segs):
+            errors.append(f"--set {item!r}: expected PATH=VALUE, e.g. services.api.pool.max=5")
+            continue
+        try:
+            _set_path(result, [s.strip() for s in segs], _parse_value(raw))
+        except ValueError as exc:
+            errors.append(f"--set {path}: {exc}")
+    if errors:
+        raise ScenarioError(errors)
+    return result
+
+
+# ---------------------------------------------------------------- loading
+
+
+def scenario_from_dict(data: dict, overrides: Sequence[str] = (), seed: int | None = None,
+                       default_name: str = "scenario") -> Scenario:
+    """Validate raw scenario data (as parsed from TOML) after applying overrides and seed.
+
+    Raises ScenarioError with every problem found, one line each.
+    """
+    data = apply_overrides(data, overrides)
+    if seed is not None:
+        data["seed"] = seed
+    data.setdefault("name", default_name)
+    unsupported, covered = find_unsupported(data)
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    scenario = None
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = translate_errors(Scenario, exc, skip=covered)
+    errors += unsupported + find_dangling_references(data)
+    if errors or scenario is None:
+        raise ScenarioError(in_file_order(data, errors) or ["(top level): invalid scenario"])
+    return scenario
+
+
+def _parse_toml(text: str, source: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"{source}: invalid TOML: {exc}"]) from None
+
+
+def scenario_from_toml(text: str, overrides: Sequence[str] = (), seed: int | None = None,
+                       default_name: str = "scenario") -> Scenario:
+    """Validate a scenario given as TOML text (see scenario_from_dict)."""
+    return scenario_from_dict(_parse_toml(text, "<toml>"), overrides, seed, default_name)
+
+
+def load_scenario(path: str | os.PathLike, overrides: Sequence[str] = (), seed: int | None = None) -> Scenario:
+    """Load and validate a scenario file; `name` defaults to the file's stem."""
+    file = Path(path)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([f"{file}: no such file"]) from None
+    except IsADirectoryError:
+        raise ScenarioError([f"{file}: is a directory, not a scenario file"]) from None
+    except OSError as exc:
+        raise ScenarioError([f"{file}: cannot read ({exc.strerror})"]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError([f"{file}: not UTF-8 text"]) from None
+    return scenario_from_dict(_parse_toml(text, str(file)), overrides, seed, default_name=file.stem)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        out = {}
+        for name, field in type(value).model_fields.items():
+            item = getattr(value, name)
+            if item is None:
+                continue  # TOML has no null; absent means the default (None)
+            if any(isinstance(m, _DurationMark) for m in field.metadata):
+                out[name] = format_duration(item)
+            else:
+                out[name] = _plain(item)
+        return out
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def scenario_to_toml(scenario: Scenario) -> str:
+    """The resolved scenario as TOML with every default written out;
+    `scenario_from_toml(scenario_to_toml(s)) == s`."""
+    return tomli_w.dumps(_plain(scenario))

@@ -1,0 +1,452 @@
+"""The scenario loader: durations, validation messages, defaults, overrides, round trip."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spiralsim.scenario import (
+    Analysis,
+    Balancer,
+    Client,
+    Database,
+    Endpoint,
+    Pod,
+    Pool,
+    Scenario,
+    ScenarioError,
+    apply_overrides,
+    load_scenario,
+    scenario_from_dict,
+    scenario_from_toml,
+    scenario_to_toml,
+)
+from spiralsim.scenario_errors import NOT_SUPPORTED_YET
+from spiralsim.units import format_duration, parse_duration
+
+MINIMAL = """
+duration = "10m"
+[services.api.traffic]
+rate = 100
+[services.api.endpoints.get_user]
+"""
+
+FULL = """
+name = "slow_query"
+title = "A bad plan turns 5 ms statements into 500 ms"
+description = "The article's death spiral: ..."
+duration = "10m"
+seed = 1
+
+[database]
+max_connections = 100
+cores = 8
+
+[services.api.traffic]
+rate = 100
+phases = [ { start = "4m", end = "4m30s", rate = 150 }, { start = "5m", end = "6m", rate = 90, ramp = true } ]
+
+[services.api.endpoints.get_user]
+kind = "query"
+statement_cpu = "1ms"
+statement_wait = "4ms"
+
+[services.api.endpoints.checkout]
+kind = "transaction"
+statements = 4
+think = "2ms"
+weight = 0.2
+
+[services.api.client]
+timeout = "3s"
+max_attempts = 3
+
+[services.api.pod]
+replicas = 2
+
+[services.api.pool]
+max = 10
+acquire_timeout = "5s"
+
+[services.worker.traffic]
+rate = 5
+[services.worker.endpoints.batch]
+distribution = "lognormal"
+sigma = 0.5
+
+[[incidents]]
+kind = "slow_queries"
+start = "2m"
+end = "5m"
+factor = 100
+
+[[incidents]]
+kind = "slow_queries"
+start = "7m"
+end = "8m"
+factor = 3
+services = ["api"]
+endpoints = ["checkout"]
+"""
+
+
+def errors_of(text: str, **kwargs) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_toml(text, **kwargs)
+    for line in info.value.errors:
+        assert "\n" not in line
+    return info.value.errors
+
+
+def one_error(text: str, **kwargs) -> str:
+    errors = errors_of(text, **kwargs)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+# ---------------------------------------------------------------- durations
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500us", 0.0005), ("5ms", 0.005), ("3s", 3.0), ("2m", 120.0), ("1h", 3600.0), ("1m30s", 90.0),
+     ("1.5s", 1.5), ("0.5ms", 0.0005), (" 1h1m1s ", 3661.0), ("1e-3s", 0.001), (5, 5.0), (0.25, 0.25),
+     ("-5s", -5.0)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["5 sec", "", "abc", "5", "5sec", "1s1m", "1m1m", "s", "1.2.3s", True, None,
+                                 [1], float("inf"), float("nan")])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_parse_duration_message_names_the_units():
+    with pytest.raises(ValueError, match=r"bad duration '5 sec' \(use a unit: us, ms, s, m, h\)"):
+        parse_duration("5 sec")
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0.005, "5ms"), (3, "3s"), (120, "2m"), (90, "1m30s"),
+                                                (0.0005, "500us"), (0, "0s"), (3600, "1h"), (1.5, "1.5s")])
+def test_format_duration_is_compact(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+@settings(max_examples=500)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_format_duration_round_trips_bit_exactly(x):
+    assert _bits(parse_duration(format_duration(x))) == _bits(x)
+
+
+@given(st.integers(min_value=0, max_value=10**7), st.sampled_from(["us", "ms", "s", "m", "h"]))
+def test_whole_units_round_trip(n, unit):
+    x = parse_duration(f"{n}{unit}")
+    assert parse_duration(format_duration(x)) == x
+
+
+# ---------------------------------------------------------------- defaults
+
+
+def test_defaults_match_scenario_md():
+    s = scenario_from_toml(MINIMAL)
+    assert (s.name, s.title, s.description, s.duration, s.seed, s.bucket) == ("scenario", "", "", 600.0, 0, 1.0)
+    assert s.database == Database(max_connections=100, superuser_reserved_connections=3, other_connections=0,
+                                  connect_time=0.03, cores=4, statement_timeout=0.0)
+    api = s.services["api"]
+    assert api.traffic.rate == 100.0 and api.traffic.phases == []
+    assert api.endpoints["get_user"] == Endpoint(
+        weight=1.0, kind="query", statements=1, think=0.0, statement_cpu=0.001, statement_wait=0.004,
+        distribution="exponential", sigma=1.0, error_rate=0.0)
+    assert api.client == Client(timeout=10.0, max_attempts=1, backoff="none", backoff_base=0.1, backoff_cap=20.0,
+                                jitter="none")
+    assert api.balancer == Balancer(policy="round_robin", upstream_timeout=30.0)
+    assert api.pod == Pod(replicas=1, cpu_per_request=0.001, warm_connections=0, max_inflight=0)
+    assert api.pool == Pool(max=10, min=0, acquire_timeout=0.0, idle_timeout=10.0, max_lifetime=0.0, max_uses=0)
+    assert s.incidents == []
+    assert s.analysis == Analysis(error_rate_threshold=0.01, latency_p99_threshold=1.0, settle=60.0)
+
+
+def test_full_example_loads():
+    s = scenario_from_toml(FULL)
+    assert s.service_names == ("api", "worker")
+    assert s.services["api"].traffic.phases[0].end == 270.0
+    assert s.services["api"].traffic.phases[1].ramp is True
+    assert s.services["api"].pool.acquire_timeout == 5.0
+    assert s.incidents[1].services == ["api"] and s.incidents[0].services is None
+
+
+def test_models_are_frozen():
+    s = scenario_from_toml(MINIMAL)
+    with pytest.raises(Exception):
+        s.seed = 3  # type: ignore[misc]
+
+
+def test_load_scenario_uses_file_stem(tmp_path):
+    path = tmp_path / "my_story.toml"
+    path.write_text(MINIMAL)
+    assert load_scenario(path).name == "my_story"
+    assert load_scenario(str(path), seed=7).seed == 7
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dration = '1m'\n" + MINIMAL, "dration: unknown key; did you mean duration?"),
+        (MINIMAL + "[database]\nmax_conections = 5\n",
+         "database.max_conections: unknown key; did you mean max_connections?"),
+        (MINIMAL + "[services.api.pool]\nmaxx = 5\n", "services.api.pool.maxx: unknown key; did you mean max?"),
+        (MINIMAL + "statemnts = 2\n",
+         "services.api.endpoints.get_user.statemnts: unknown key; did you mean statements?"),
+        (MINIMAL + "[services.api.client]\ntimeout = '5 sec'\n",
+         "services.api.client.timeout: bad duration '5 sec' (use a unit: us, ms, s, m, h)"),
+        (MINIMAL + "[services.api.client]\ntimeout = '-5s'\n", "services.api.client.timeout: must be >= 0, got '-5s'"),
+        (MINIMAL + "[services.api.pool]\nmax = -3\n", "services.api.pool.max: must be >= 1, got -3"),
+        (MINIMAL + "[services.api.pod]\nreplicas = 'two'\n",
+         "services.api.pod.replicas: expected an integer, got 'two'"),
+        (MINIMAL.replace("rate = 100", "rate = 'abc'"), "services.api.traffic.rate: expected a number, got 'abc'"),
+        (MINIMAL + "error_rate = 1.5\n", "services.api.endpoints.get_user.error_rate: must be <= 1, got 1.5"),
+        (MINIMAL + "[analysis]\nerror_rate_threshold = -0.1\n",
+         "analysis.error_rate_threshold: must be >= 0, got -0.1"),
+        (MINIMAL + "kind = 'qurey'\n",
+         "services.api.endpoints.get_user.kind: must be one of query, transaction, got 'qurey'; did you mean query?"),
+        (MINIMAL.replace("duration = \"10m\"", "duration = 0"), "duration: must be > 0, got 0"),
+        (MINIMAL.replace("rate = 100", "rate = 100\nphases = [{ start = '2m', end = '1m', rate = 5 }]"),
+         "services.api.traffic.phases[0]: backwards phase: end 1m is before start 2m"),
+        (MINIMAL.replace("rate = 100", "rate = 100\nphases = [{ start = '1m', end = '3m', rate = 5 },"
+                                       " { start = '2m', end = '4m', rate = 6 }]"),
+         "services.api.traffic.phases[1]: overlaps phases[0] (1m..3m and 2m..4m)"),
+        (MINIMAL + "[services.api.pod]\nwarm_connections = 20\n",
+         "services.api.pod.warm_connections: contradictory settings: must be <= pool.max (10), got 20"),
+        (MINIMAL + "[services.api.pool]\nmin = 11\n",
+         "services.api.pool.min: contradictory settings: must be <= max (10), got 11"),
+        (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '1m'\nend = '2m'\nfactor = 2\nservices = ['apx']\n",
+         "incidents[0].services: unknown service 'apx'; did you mean api?"),
+        (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '1m'\nend = '2m'\nfactor = 2\n"
+                   "endpoints = ['get_usr']\n",
+         "incidents[0].endpoints: unknown endpoint 'get_usr' in services api; did you mean get_user?"),
+        (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '3m'\nend = '2m'\nfactor = 2\n",
+         "incidents[0]: backwards window: end 2m is before start 3m"),
+        (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '1m'\nend = '2m'\nfactor = 0\n",
+         "incidents[0].factor: must be > 0, got 0"),
+        ("duration = '1m'\n", "services: required key is missing"),
+        (MINIMAL + "[services.web.traffic]\nrate = 1\n", "services.web.endpoints: required key is missing"),
+        (MINIMAL + "[services.api.client]\nmax_attempts = 1.0\n",
+         "services.api.client.max_attempts: expected an integer, got 1.0"),
+        (MINIMAL + "[services.api.balancer]\npolicy = 'random'\nupstream_timeout = true\n",
+         "services.api.balancer.upstream_timeout: expected a duration like '5s' or a number of seconds, got True"),
+    ],
+)
+def test_bad_input_gives_one_precise_line(text, expected):
+    assert one_error(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("addition", "path"),
+    [
+        ("[database]\nidle_in_transaction_session_timeout = '10s'\n", "database.idle_in_transaction_session_timeout"),
+        ("leak_on_error = true\n", "services.api.endpoints.get_user.leak_on_error"),
+        ("orphan_rate = 0.1\n", "services.api.endpoints.get_user.orphan_rate"),
+        ("[services.api.client]\nretry_budget = 0.1\n", "services.api.client.retry_budget"),
+        ("[services.api.client]\ncircuit_breaker = true\nbreaker_open = '5s'\n", "services.api.client.circuit_breaker"),
+        ("[services.api.pod]\nstartup = '10s'\n", "services.api.pod.startup"),
+        ("[services.api.pod]\nschedule = [{ at = '1m', replicas = 3 }]\n", "services.api.pod.schedule"),
+        ("[services.api.pgbouncer]\npool_mode = 'transaction'\nbogus = 1\n", "services.api.pgbouncer"),
+        ("[services.api.autoscaler]\ntarget = 0.7\n", "services.api.autoscaler"),
+        ("[[incidents]]\nkind = 'db_restart'\nstart = '1m'\n", "incidents[0].kind"),
+        ("[[incidents]]\nkind = 'network_blip'\nstart = '1m'\nend = '2m'\n", "incidents[0].kind"),
+    ],
+)
+def test_keys_of_later_issues_are_not_supported_yet(addition, path):
+    errors = errors_of(MINIMAL + addition)
+    assert errors[0].startswith(f"{path}: not supported yet (")
+    assert all("not supported yet" in e for e in errors), errors  # nothing else about those tables
+
+
+def test_not_supported_table_is_one_place():
+    assert "services.*.pgbouncer" in NOT_SUPPORTED_YET
+    assert len(NOT_SUPPORTED_YET) >= 20
+
+
+def test_malformed_toml_is_one_line():
+    error = one_error("duration = \n[[")
+    assert error.startswith("<toml>: invalid TOML: ")
+
+
+def test_malformed_toml_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("duration = = 1\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert len(info.value.errors) == 1 and info.value.errors[0].startswith(f"{path}: invalid TOML: ")
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / "nope.toml")
+    assert info.value.errors == [f"{tmp_path / 'nope.toml'}: no such file"]
+
+
+def test_all_errors_are_listed_at_once_in_file_order():
+    text = """
+duration = "-1m"
+colour = "blue"
+[database]
+max_conections = 5
+[services.api.traffic]
+rate = -1
+[services.api.endpoints.get_user]
+error_rate = 2
+[services.api.client]
+timeout = "5 sec"
+retry_budget = 0.1
+[services.api.pool]
+max = 0
+[[incidents]]
+kind = "slow_queries"
+start = "1m"
+end = "2m"
+factor = 2
+services = ["apx"]
+"""
+    errors = errors_of(text)
+    assert errors == [
+        "duration: must be > 0, got '-1m'",
+        "colour: unknown key (known keys: name, title, description, duration, seed, bucket, database, services,"
+        " incidents, analysis)",
+        "database.max_conections: unknown key; did you mean max_connections?",
+        "services.api.traffic.rate: must be >= 0, got -1",
+        "services.api.endpoints.get_user.error_rate: must be <= 1, got 2",
+        "services.api.client.timeout: bad duration '5 sec' (use a unit: us, ms, s, m, h)",
+        "services.api.client.retry_budget: not supported yet (retry budget)",
+        "services.api.pool.max: must be >= 1, got 0",
+        "incidents[0].services: unknown service 'apx'; did you mean api?",
+    ]
+    assert str(ScenarioError(errors)) == "\n".join(errors)
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def test_overrides_change_values():
+    s = scenario_from_toml(FULL, overrides=[
+        "services.api.pool.max=5", "services.api.client.max_attempts=1", "duration=20m",
+        "services.api.pool.acquire_timeout=1s", 'title="quoted title"', "description=bare words here",
+        "incidents.0.factor=50", "database.cores=16", "services.api.traffic.phases.1.ramp=false",
+    ], seed=42)
+    api = s.services["api"]
+    assert (api.pool.max, api.client.max_attempts, s.duration, api.pool.acquire_timeout) == (5, 1, 1200.0, 1.0)
+    assert (s.title, s.description, s.incidents[0].factor, s.database.cores) == (
+        "quoted title", "bare words here", 50.0, 16)
+    assert api.traffic.phases[1].ramp is False
+    assert s.seed == 42
+
+
+def test_overrides_create_missing_tables():
+    s = scenario_from_toml(MINIMAL, overrides=[
+        "services.api.pool.max=3", "analysis.settle=2m", "incidents.0.kind=slow_queries", "incidents.0.start=1m",
+        "incidents.0.end=2m", "incidents.0.factor=4", "services.api.traffic.phases=[{start='1m', end='2m', rate=1}]",
+    ])
+    assert s.services["api"].pool.max == 3 and s.analysis.settle == 120.0
+    assert s.incidents[0].factor == 4.0 and s.services["api"].traffic.phases[0].rate == 1.0
+
+
+def test_apply_overrides_does_not_mutate_its_input():
+    data = {"duration": "1m", "database": {"cores": 2}}
+    out = apply_overrides(data, ["database.cores=8", "seed=3"])
+    assert data == {"duration": "1m", "database": {"cores": 2}}
+    assert out == {"duration": "1m", "database": {"cores": 8}, "seed": 3}
+
+
+def test_invalid_override_value_gets_the_same_validation():
+    assert one_error(MINIMAL, overrides=["services.api.pool.max=-3"]) == "services.api.pool.max: must be >= 1, got -3"
+    assert one_error(MINIMAL, overrides=["services.api.client.timeout=5 sec"]) == (
+        "services.api.client.timeout: bad duration '5 sec' (use a unit: us, ms, s, m, h)")
+    assert one_error(MINIMAL, overrides=["services.api.pool.max=abc"]) == (
+        "services.api.pool.max: expected an integer, got 'abc'")
+
+
+def test_override_of_unknown_key_gets_did_you_mean():
+    assert one_error(MINIMAL, overrides=["services.api.pool.mx=5"]) == (
+        "services.api.pool.mx: unknown key; did you mean max?")
+    assert one_error(MINIMAL, overrides=["services.api.client.circuit_breaker=true"]) == (
+        "services.api.client.circuit_breaker: not supported yet (circuit breaker)")
+
+
+def test_malformed_overrides_are_listed():
+    errors = errors_of(MINIMAL, overrides=["nonsense", "=5", "duration.x=1", "incidents.3.factor=2", "a..b=1"])
+    assert errors == [
+        "--set 'nonsense': expected PATH=VALUE, e.g. services.api.pool.max=5",
+        "--set '=5': expected PATH=VALUE, e.g. services.api.pool.max=5",
+        "--set duration.x: duration is '10m', not a table",
+        "--set incidents.3.factor: index 3 out of range (0 entries)",
+        "--set 'a..b=1': expected PATH=VALUE, e.g. services.api.pool.max=5",
+    ]
+
+
+def test_seed_argument_is_validated():
+    assert one_error(MINIMAL, seed=-1) == "seed: must be >= 0, got -1"
+
+
+# ---------------------------------------------------------------- resolved TOML
+
+
+@pytest.mark.parametrize("text", [MINIMAL, FULL])
+def test_resolved_toml_round_trips(text):
+    s = scenario_from_toml(text)
+    resolved = scenario_to_toml(s)
+    assert scenario_from_toml(resolved) == s
+    assert "None" not in resolved and "null" not in resolved
+    assert 'idle_timeout = "10s"' in resolved  # defaults are written out
+
+
+durations = st.floats(min_value=0, max_value=1e7, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    duration=st.floats(min_value=1e-6, max_value=1e7),
+    rate=st.floats(min_value=0, max_value=1e6),
+    pool_max=st.integers(min_value=1, max_value=1000),
+    timeout=durations,
+    cpu=durations,
+    error_rate=st.floats(min_value=0, max_value=1),
+    names=st.lists(st.text("abcxyz_", min_size=1, max_size=6), min_size=1, max_size=3, unique=True),
+    title=st.text(max_size=20),
+    start=durations,
+    length=st.floats(min_value=1e-3, max_value=1e5),
+)
+def test_resolved_toml_round_trips_for_generated_scenarios(duration, rate, pool_max, timeout, cpu, error_rate,
+                                                            names, title, start, length):
+    end = start + length
+    if end <= start or math.isinf(end):
+        return
+    data = {
+        "duration": duration, "title": title,
+        "services": {name: {"traffic": {"rate": rate, "phases": [{"start": start, "end": end, "rate": rate}]},
+                            "endpoints": {"e": {"statement_cpu": cpu, "error_rate": error_rate}},
+                            "client": {"timeout": timeout}, "pool": {"max": pool_max}} for name in names},
+        "incidents": [{"kind": "slow_queries", "start": start, "end": end, "factor": 2.5, "services": names[:1]}],
+    }
+    s = scenario_from_dict(data)
+    again = scenario_from_toml(scenario_to_toml(s))
+    assert again == s
+    assert again.service_names == tuple(names)
+
+
+def test_scenario_is_the_root_model():
+    assert set(Scenario.model_fields) == {"name", "title", "description", "duration", "seed", "bucket",
+                                          "database", "services", "incidents", "analysis"}
