@@ -49,6 +49,7 @@ SERVICE_COUNTERS = (
 SERVICE_LEVELS = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
     "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "db_connections",
+    "requests_open",
 )
 DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores")
 
@@ -68,13 +69,14 @@ def hist_bin(seconds: float) -> int:
 class Level:
     """A time-weighted gauge: integrates value x seconds per bucket, keeps each bucket's peak."""
 
-    __slots__ = ("value", "t_last", "area", "peak", "inv_bucket", "bucket")
+    __slots__ = ("value", "t_last", "area", "peak", "sample", "inv_bucket", "bucket")
 
     def __init__(self, n_buckets: int, bucket: float, value: float = 0.0):
         self.value = value
         self.t_last = 0.0
         self.area = _zeros(n_buckets + 1)
         self.peak = _zeros(n_buckets + 1)
+        self.sample = _zeros(n_buckets + 1)  # the value at each bucket's end (a 1 s scrape)
         self.bucket = bucket
         self.inv_bucket = 1.0 / bucket
         self.peak[0] = value
@@ -92,9 +94,12 @@ class Level:
             else:
                 bucket = self.bucket
                 peak = self.peak
+                sample = self.sample
                 area[b0] += v * ((b0 + 1) * bucket - t)
+                sample[b0] = v
                 for b in range(b0 + 1, b1):
                     area[b] += v * bucket
+                    sample[b] = v
                     if v > peak[b]:
                         peak[b] = v
                 area[b1] += v * (now - b1 * bucket)
@@ -188,6 +193,7 @@ class Recorder:
                 lv.set(end, lv.value)
                 cols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
                 cols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
+                cols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
             worst = np.zeros(n)
             for lv in s.pod_waiting:
                 lv.set(end, lv.value)

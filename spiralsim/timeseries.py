@@ -7,7 +7,7 @@ from .metrics import FAILURE_KINDS, HIST_EDGES_S, Recording
 
 GAUGES = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
-    "pods_warming", "pods_crashloop", "pods_terminating", "inflight",
+    "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "requests_open",
 )
 
 
@@ -66,6 +66,7 @@ def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarr
         for g in GAUGES:
             col[g] = c[g + "_area"] / safe_len
         col["pool_waiting_max"] = c["pool_waiting_peak"]
+        col["pool_waiting_sampled"] = c["pool_waiting_sample"]
         col["pool_waiting_worst_pod"] = c["pool_waiting_worst_pod"]
         col["pool_total_max"] = c["pool_total_peak"]
         pods = col["pods_ready"] + col["pods_warming"] + col["pods_terminating"]

@@ -91,7 +91,9 @@ class Client:
     def request(self, req: Request) -> None:
         """A new user request arrives."""
         self.open_requests += 1
-        self.series.arrivals[int(self.env.now * self.inv_bucket)] += 1
+        now = self.env.now
+        self.series.requests_open.add(now, 1.0)
+        self.series.arrivals[int(now * self.inv_bucket)] += 1
         self._attempt(req)
 
     def _attempt(self, req: Request) -> None:
@@ -149,6 +151,7 @@ class Client:
             raise AssertionError("a request ended twice")
         req.done = True
         self.open_requests -= 1
+        series.requests_open.add(now, -1.0)
         latency = now - req.t0
         series.completions[b] += 1
         series.latency_sum[b] += latency
