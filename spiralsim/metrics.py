@@ -102,8 +102,9 @@ class Level:
                     sample[b] = v
                     if v > peak[b]:
                         peak[b] = v
-                area[b1] += v * (now - b1 * bucket)
-                if v > peak[b1]:
+                into = now - b1 * bucket
+                area[b1] += v * into
+                if into > 0 and v > peak[b1]:
                     peak[b1] = v
             self.t_last = now
         if value > self.peak[b1]:

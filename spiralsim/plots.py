@@ -1,0 +1,220 @@
+"""The post-mortem dashboard: seven panels sharing a time axis in minutes.
+
+Built on `matplotlib.figure.Figure` directly (the Agg canvas, no pyplot state),
+so it is safe in threads, notebooks and headless runs alike.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
+
+from .analysis import service_column
+from .metrics import FAILURE_KINDS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .result import Result
+
+FIGSIZE_IN = (16.0, 18.0)
+DPI = 100  # 1600 x 1800 px
+PANELS = 7
+
+SERVICE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+METRIC_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:gray")
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+KIND_COLOURS = dict(zip(FAILURE_KINDS, (
+    "#1f77b4", "#aec7e8", "#d62728", "#ff7f0e", "#ffbb78", "#7f7f7f",
+    "#8c564b", "#9467bd", "#c5b0d5", "#e377c2", "#bcbd22", "#17becf",
+)))
+TRIGGER_COLOURS = {"traffic": "tab:orange", "slow_queries": "tab:red", "db_restart": "tab:purple",
+                   "network_blip": "tab:brown"}
+#: Events already shown as shaded windows (not marked again).
+SHADED_EVENTS = {"phase_start", "phase_end", "incident_start", "incident_end"}
+SHORT_LABELS = {"first_pool_waiting": "first pool wait", "first_failure": "first failure",
+                "first_refused_connect": "first refused connect", "pod_crash": "crash",
+                "pod_restart": "restart", "pod_ready": "pod ready", "scale_up": "scale up",
+                "scale_down": "scale down", "alert_resolved": "resolved"}
+MAX_EVENT_LABELS = 16
+LABEL_LANES = 3  # labels closer than LABEL_GAP (share of the x range) go one lane lower
+LABEL_GAP = 0.02
+
+
+class _Panels:
+    """The series of one service, as plotted: minutes on x, per-second rates."""
+
+    def __init__(self, result: "Result"):
+        self.result = result
+        self.series = result.timeseries
+        self.services = list(result.scenario.services)
+        rec = result.recording
+        self.minutes = np.arange(rec.n_buckets) * rec.bucket / 60.0
+        self.seconds = np.where(rec.bucket_len > 0, rec.bucket_len, rec.bucket)
+
+    def col(self, key: str, service: str) -> np.ndarray:
+        return service_column(self.series, key, service)
+
+    def per_s(self, key: str, service: str) -> np.ndarray:
+        return self.col(key, service) / self.seconds
+
+    def style(self, service_i: int, metric_i: int) -> dict[str, Any]:
+        """One service: colour per metric. Several: colour per service, line style per metric."""
+        if len(self.services) == 1:
+            return {"color": METRIC_COLOURS[metric_i % len(METRIC_COLOURS)], "linestyle": "-"}
+        return {"color": SERVICE_COLOURS[service_i % len(SERVICE_COLOURS)],
+                "linestyle": LINESTYLES[metric_i % len(LINESTYLES)]}
+
+    def label(self, service: str, metric: str) -> str:
+        return metric if len(self.services) == 1 else f"{service} {metric}"
+
+    def lines(self, ax: "Axes", metrics: list[tuple[str, str]], scale: float = 1.0, rate: bool = False) -> None:
+        for si, name in enumerate(self.services):
+            for mi, (key, label) in enumerate(metrics):
+                y = (self.per_s(key, name) if rate else self.col(key, name)) * scale
+                ax.plot(self.minutes, y, lw=1.2, label=self.label(name, label), **self.style(si, mi))
+
+
+def _load(p: _Panels, ax: "Axes") -> None:
+    p.lines(ax, [("arrivals", "offered"), ("attempts", "attempts"), ("successes", "goodput")], rate=True)
+    ax.set_ylabel("requests / s")
+    ax.set_ylim(bottom=0)
+
+
+def _latency(p: _Panels, ax: "Axes") -> None:
+    p.lines(ax, [("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")])
+    threshold_ms = 1000.0 * p.result.scenario.analysis.latency_p99_threshold
+    ax.axhline(threshold_ms, color="black", ls="--", lw=1, label=f"p99 threshold {threshold_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (ms)")
+
+
+def _failures(p: _Panels, ax: "Axes") -> None:
+    stacks, labels, colours = [], [], []
+    for kind in FAILURE_KINDS:
+        y = sum(p.per_s("failures_" + kind, s) for s in p.services)
+        if np.any(y > 0):
+            stacks.append(y)
+            labels.append(kind)
+            colours.append(KIND_COLOURS[kind])
+    if stacks:
+        ax.stackplot(p.minutes, *stacks, labels=labels, colors=colours, alpha=0.85)
+    if len(p.services) > 1:
+        for si, name in enumerate(p.services):
+            ax.plot(p.minutes, p.per_s("failures", name), lw=1.2, label=f"{name} failures",
+                    color=SERVICE_COLOURS[si % len(SERVICE_COLOURS)])
+    ax.set_ylabel("failures / s")
+    ax.set_ylim(bottom=0)
+
+
+def _pool(p: _Panels, ax: "Axes") -> None:
+    p.lines(ax, [("pool_total", "pool total"), ("pool_idle", "pool idle"),
+                 ("pool_waiting", "waiting (mean)"), ("pool_waiting_max", "waiting (max)")])
+    ax.set_ylabel("connections / callers\n(sum over pods)")
+    waiting = max(float(np.nanmax(p.col("pool_waiting_max", s), initial=0.0)) for s in p.services)
+    total = max(float(np.nanmax(p.col("pool_total_max", s), initial=0.0)) for s in p.services)
+    if waiting > 5 * max(total, 1.0):  # a queue far longer than the pool: keep both readable
+        ax.set_yscale("symlog", linthresh=max(total, 1.0))
+    ax.set_ylim(bottom=0)
+
+
+def _database(p: _Panels, ax: "Axes") -> None:
+    db = p.result.scenario.database
+    stacks = [p.col("db_connections_service", s) for s in p.services]
+    ax.stackplot(p.minutes, *stacks, labels=[f"{s} connections" for s in p.services],
+                 colors=[SERVICE_COLOURS[i % len(SERVICE_COLOURS)] for i in range(len(p.services))], alpha=0.45)
+    first = p.services[0]
+    ax.plot(p.minutes, p.col("db_connections", first), color="black", lw=1.2, label="all connections")
+    ax.axhline(db.max_connections, color="tab:red", lw=1.2, label=f"max_connections {db.max_connections}")
+    ax.axhline(0.8 * db.max_connections, color="tab:red", ls="--", lw=1, label="80 %")
+    usable = db.max_connections - getattr(db, "superuser_reserved_connections", 0)
+    if usable != db.max_connections:
+        ax.axhline(usable, color="tab:red", ls=":", lw=1, label=f"usable by apps {usable}")
+    ax.set_ylabel("database connections")
+    ax.set_ylim(0, 1.08 * max(db.max_connections, float(np.nanmax(p.col("db_connections_max", first), initial=0))))
+
+
+def _pods(p: _Panels, ax: "Axes") -> None:
+    p.lines(ax, [("pods_ready", "ready"), ("pods_starting", "starting"), ("pods_warming", "warming"),
+                 ("pods_crashloop", "crashloop"), ("pods_terminating", "terminating")])
+    ax.set_ylabel("pods")
+    ax.set_ylim(bottom=0)
+
+
+def _cpu(p: _Panels, ax: "Axes") -> None:
+    p.lines(ax, [("pod_cpu", "pod CPU")], scale=100.0)
+    ax.plot(p.minutes, 100.0 * p.col("db_cpu", p.services[0]), color="black", lw=1.2,
+            label="database CPU")
+    ax.set_ylabel("CPU (%)")
+    ax.set_ylim(0, 105)
+
+
+PANEL_FUNCS = (_load, _latency, _failures, _pool, _database, _pods, _cpu)
+
+
+def _shade_triggers(result: "Result", axes: list["Axes"]) -> None:
+    for t in result.summary.get("triggers", []):
+        colour = TRIGGER_COLOURS.get(t["kind"], "tab:gray")
+        for ax in axes:
+            ax.axvspan(t["start"] / 60.0, t["end"] / 60.0, color=colour, alpha=0.12, lw=0)
+
+
+def _mark_events(result: "Result", axes: list["Axes"]) -> None:
+    """A thin line per key event on every panel; a label on the top panel for the first few."""
+    marked = [e for e in result.events if e.kind not in SHADED_EVENTS]
+    seen: set[tuple[str, str, str]] = set()
+    labels = 0
+    lanes = [-np.inf] * LABEL_LANES  # the x of the last label in each lane
+    gap = LABEL_GAP * result.recording.end / 60.0
+    top = axes[0]
+    trans = blended_transform_factory(top.transData, top.transAxes)
+    for e in marked:
+        x = e.time / 60.0
+        for ax in axes:
+            ax.axvline(x, color="dimgray", lw=0.6, alpha=0.6)
+        key = (e.kind, e.service, e.detail if e.kind.startswith("alert") else "")
+        if key in seen or labels >= MAX_EVENT_LABELS or e.kind == "alert_resolved":
+            continue
+        seen.add(key)
+        text = f"alert {e.detail}" if e.kind == "alert_firing" else SHORT_LABELS.get(e.kind, e.kind)
+        if e.service and len(result.scenario.services) > 1:
+            text += f" ({e.service})"
+        lane = next((i for i, last in enumerate(lanes) if x - last >= gap), labels % LABEL_LANES)
+        lanes[lane] = x
+        top.text(x, 0.98 - lane * 0.33, text + " ", transform=trans, rotation=90, va="top", ha="right",
+                 fontsize=8, color="dimgray")
+        labels += 1
+
+
+def _title(result: "Result") -> str:
+    sc, summary = result.scenario, result.summary
+    head = sc.title or sc.name
+    outcome = summary["outcome"]
+    if summary.get("recovery_s") is not None:
+        outcome += f" ({summary['recovery_s']:g} s after the last trigger)"
+    return f"{head} — {outcome}\n{sc.name}, seed {sc.seed}"
+
+
+def dashboard(result: "Result", path: Optional[str | Path] = None) -> Figure:
+    """The post-mortem figure (1600 x 1800 px at 100 dpi); saved as PNG when `path` is given."""
+    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    axes = list(fig.subplots(PANELS, 1, sharex=True))
+    p = _Panels(result)
+    for func, ax in zip(PANEL_FUNCS, axes):
+        func(p, ax)
+        ax.grid(True, alpha=0.3)
+    _shade_triggers(result, axes)
+    _mark_events(result, axes)
+    for ax in axes:
+        handles, _ = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.8)
+    axes[-1].set_xlabel("time (minutes)")
+    axes[-1].set_xlim(0, result.recording.end / 60.0)
+    fig.suptitle(_title(result), fontsize=14)
+    if path is not None:
+        fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
+    return fig

@@ -1,0 +1,84 @@
+"""Synthetic runs for the output-side tests: a scenario-shaped namespace and a
+Recording written bucket by bucket through the Recorder, no model involved."""
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+from typing import Callable
+
+from spiralsim.analysis import run_events, summarize
+from spiralsim.metrics import HIST_BINS, KIND_INDEX, Event, Recorder, hist_bin
+from spiralsim.result import Result
+from spiralsim.timeseries import build_timeseries
+
+
+def fake_scenario(duration: float = 600.0, bucket: float = 1.0, services: tuple[str, ...] = ("api",),
+                  phases: tuple = (), incidents: tuple = (), settle: float = 60.0,
+                  error_rate: float = 0.01, p99: float = 1.0, max_connections: int = 100,
+                  pool_max: int = 10, description: str = "A synthetic story.") -> NS:
+    """An object shaped like spiralsim.scenario.Scenario, enough for analysis, plots and report."""
+    svcs = {
+        name: NS(traffic=NS(rate=100.0, phases=[NS(start=s, end=e, rate=r, ramp=False) for s, e, r in phases]),
+                 pool=NS(max=pool_max), pod=NS(replicas=2, schedule=[]), autoscaler=None)
+        for name in services
+    }
+    return NS(
+        name="synthetic", title="A synthetic run", description=description, duration=duration,
+        seed=7, bucket=bucket,
+        database=NS(max_connections=max_connections, superuser_reserved_connections=3,
+                    other_connections=0, cores=4),
+        services=svcs,
+        incidents=[NS(kind="slow_queries", start=s, end=e, factor=100.0, services=None, endpoints=None)
+                   for s, e in incidents],
+        analysis=NS(error_rate_threshold=error_rate, latency_p99_threshold=p99, settle=settle),
+    )
+
+
+def healthy(t: float) -> dict:
+    """A calm second: 100 requests in 5 ms, 2 pods, 3 connections in use."""
+    return {"ok": 100, "fail": 0, "latency": 0.005, "pool_total": 4, "pool_idle": 1, "waiting": 0,
+            "pods_ready": 2, "db_connections": 4, "idle_in_transaction": 0}
+
+
+def build(scenario: NS, profile: Callable[[float], dict] = healthy,
+          events: tuple[Event, ...] = ()) -> Result:
+    """Write `profile(t)` for every bucket into a Recorder, finalize, analyse."""
+    names = list(scenario.services)
+    rec = Recorder(scenario.duration, scenario.bucket, names)
+    for b in range(rec.n_buckets):
+        t = b * scenario.bucket
+        p = {**healthy(t), **profile(t)}
+        for name in names:
+            s = rec.services[name]
+            ended = p["ok"] + p["fail"]
+            s.arrivals[b] = ended
+            s.attempts[b] = ended
+            s.successes[b] = p["ok"]
+            s.completions[b] = ended
+            s.latency_sum[b] = ended * p["latency"]
+            s.acquires[b] = ended
+            s.acquire_wait_sum[b] = ended * p["latency"] / 2
+            s.failures[KIND_INDEX[p.get("kind", "acquire_timeout")]][b] = p["fail"]
+            s.hist[b * HIST_BINS + hist_bin(p["latency"])] += ended
+            s.pool_total.set(t, p["pool_total"])
+            s.pool_idle.set(t, p["pool_idle"])
+            s.pool_waiting.set(t, p["waiting"])
+            s.pods_ready.set(t, p["pods_ready"])
+            s.db_connections.set(t, p["db_connections"])
+        rec.db.connections.set(t, p["db_connections"] * len(names))
+        rec.db.idle_in_transaction.set(t, p["idle_in_transaction"])
+    for e in events:
+        rec.event(*e)
+    recording = rec.finalize(scenario.duration)
+    series = build_timeseries(recording, scenario.database.max_connections)
+    summary = summarize(scenario, recording, series)
+    return Result(scenario, recording, series, run_events(recording, summary), summary)
+
+
+def spiral(start: float, stop: float) -> Callable[[float], dict]:
+    """Degraded (half the requests fail, 3 s latency, pool waiting) on [start, stop)."""
+    def profile(t: float) -> dict:
+        if start <= t < stop:
+            return {"ok": 50, "fail": 50, "latency": 3.0, "pool_total": 20, "pool_idle": 0, "waiting": 30,
+                    "db_connections": 20}
+        return {}
+    return profile

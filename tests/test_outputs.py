@@ -1,0 +1,154 @@
+"""The dashboard, the post-mortem, the run folder and the command line."""
+from __future__ import annotations
+
+import io
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from spiralsim.cli import main
+from spiralsim.metrics import Event
+from spiralsim.output import FILES, write_run
+from spiralsim.plots import PANELS, dashboard
+from spiralsim.report import mmss, render_report
+from spiralsim.scenario import scenario_from_dict
+from synthetic_run import build, fake_scenario, spiral
+
+EVENTS = (
+    Event(120.0, "", "incident_start", "slow_queries x100"),
+    Event(121.5, "api", "first_failure", "acquire_timeout: timeout exceeded when trying to connect"),
+    Event(180.0, "", "incident_end", "slow_queries x100"),
+)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return build(fake_scenario(incidents=[(120, 180)]), spiral(120, 250), EVENTS)
+
+
+def _real_scenario(**extra):
+    data = {"name": "tiny", "duration": 600, "seed": 3,
+            "services": {"api": {"traffic": {"rate": 100}, "endpoints": {"get": {}}}},
+            "incidents": [{"kind": "slow_queries", "start": 120, "end": 180, "factor": 100}]}
+    return scenario_from_dict({**data, **extra})
+
+
+def test_dashboard_has_its_panels_and_size(result):
+    fig = dashboard(result)
+    assert len(fig.axes) == PANELS == 7
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    width, height = struct.unpack(">II", buf.getvalue()[16:24])
+    assert (width, height) == (1600, 1800)
+    assert "recovered" in fig._suptitle.get_text()
+
+
+def test_dashboard_with_two_services():
+    r = build(fake_scenario(services=("api", "worker"), incidents=[(120, 180)]), spiral(120, 250), EVENTS)
+    assert len(dashboard(r).axes) == PANELS
+
+
+def test_report_tells_the_trigger_and_the_outcome(result):
+    text = render_report(result)
+    assert text.startswith("# Post-mortem: synthetic (seed 7)")
+    assert "**Outcome: recovered, 70 s after the last trigger ended.**" in text
+    assert "| 02:00 | Incident began: slow_queries x100. |" in text
+    assert "| 02:01 | The first failed request on `api`: acquire_timeout" in text
+    assert "Alert `pool_waiting` fired on `api`" in text
+    assert "6,500 of 60,000 requests failed (10.8 %)" in text
+    assert "A synthetic story." in text
+    assert mmss(3725) == "1:02:05"
+
+
+def test_report_metastable():
+    text = render_report(build(fake_scenario(incidents=[(120, 180)]), spiral(120, 600)))
+    assert "**Outcome: metastable: still degraded at the end, 420 s after the last trigger ended.**" in text
+
+
+def test_write_run_writes_six_identical_files(tmp_path):
+    r = build(_real_scenario(), spiral(120, 250), EVENTS)
+    a = write_run(r, tmp_path / "a")
+    b = write_run(r, tmp_path / "b")
+    assert sorted(p.name for p in a.iterdir()) == sorted(FILES)
+    for name in FILES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    summary = json.loads((a / "summary.json").read_text())
+    assert summary["outcome"] == "recovered"
+    header, first = (a / "timeseries.csv").read_text().splitlines()[:2]
+    assert header.split(",")[:3] == ["time", "service", "arrivals"]
+    assert first.startswith("0,api,100,")
+    events = (a / "events.csv").read_text().splitlines()
+    assert events[0] == "time,service,kind,detail"
+    assert events[1] == "120,,incident_start,slow_queries x100"
+    assert "121.5,api,first_failure," in events[2]
+    assert str(tmp_path) not in (a / "report.md").read_text()
+
+
+# ---------------------------------------------------------------- command line
+
+
+BAD = """
+name = "bad"
+duration = "10m"
+[database]
+max_conections = 100
+[services.api.traffic]
+rate = -5
+[services.api.endpoints.get]
+"""
+
+
+def test_cli_bad_scenario_prints_one_line_per_error(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith("spiralsim: error: ") for line in lines)
+    assert any("max_conections" in line for line in lines)
+    assert any("rate" in line for line in lines)
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["run", "/nonexistent/x.toml"], ["run", "."],
+                                  ["run", "{path}", "--set", "nonsense"]])
+def test_cli_unreadable_input_exits_2(tmp_path, capsys, args):
+    path = tmp_path / "ok.toml"
+    path.write_text('duration = "10s"\n[services.api.traffic]\nrate = 1\n[services.api.endpoints.get]\n')
+    assert main([a.format(path=path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spiralsim: error: ") and "Traceback" not in err
+
+
+def test_cli_usage_error_exits_2(capsys):
+    assert main(["run"]) == 2
+    assert main([]) == 2
+
+
+def test_cli_runs_a_tiny_scenario(tmp_path, capsys):
+    path = tmp_path / "tiny.toml"
+    path.write_text('duration = "30s"\nseed = 2\n[services.api.traffic]\nrate = 20\n'
+                    '[services.api.endpoints.get]\n')
+    out_dir = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out_dir), "--set", "services.api.pool.max=5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("outcome: ")
+    assert out[-1] == str(out_dir)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(FILES)
+    assert "max = 5" in (out_dir / "scenario.toml").read_text()
+    assert main(["run", str(path), "--out", str(out_dir), "--quiet", "--seed", "4"]) == 0
+    assert capsys.readouterr().out == f"{out_dir}\n"
+    assert json.loads((out_dir / "summary.json").read_text())["seed"] == 4
+
+
+def test_cli_default_folder_is_name_and_seed(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "tiny.toml"
+    path.write_text('duration = "5s"\n[services.api.traffic]\nrate = 5\n[services.api.endpoints.get]\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(path), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(Path("runs") / "tiny-0")
+    assert (tmp_path / "runs" / "tiny-0" / "report.md").exists()
