@@ -35,10 +35,14 @@ class Balancer:
         if not ready:
             self.respond(att, "no_ready_pod")
             return
-        best = ready[0]
-        for pod in ready:
-            if pod.inflight < best.inflight:
-                best = pod
+        n = len(ready)
+        start = self.next % n  # ties go round robin, so idle pods share the work
+        best_i, best = start, ready[start]
+        for k in range(1, n):
+            i = (start + k) % n
+            if ready[i].inflight < best.inflight:
+                best_i, best = i, ready[i]
+        self.next = best_i + 1
         best.accept(att)
 
     def _random(self, att: Attempt) -> None:

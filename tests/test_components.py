@@ -1,0 +1,247 @@
+"""Traffic, client, balancer, pod and database on tiny deterministic cases, exact to the float."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import simpy
+
+from spiralsim import scenario_from_toml, simulate
+from spiralsim.metrics import Recorder
+from spiralsim.model.client import Client, Request
+from spiralsim.model.database import Database
+from spiralsim.model.timer import Timer
+from spiralsim.model.traffic import RateCurve, rate_segments
+from spiralsim.model.world import World
+from spiralsim.scenario import Client as ClientConfig
+from spiralsim.scenario import Database as DatabaseConfig
+from spiralsim.scenario import Phase
+
+
+def textbook(endpoint: dict | None = None, *, pool: dict | None = None, client: dict | None = None,
+             pod: dict | None = None, balancer: dict | None = None, last_arrival: str = "5s",
+             extra: str = "", duration: str = "20s") -> str:
+    """One pod, one query endpoint, no CPU, no timeouts, a warm pool of one, arrivals every
+    125 ms until `last_arrival`: a plain deterministic queue. Tables take overrides."""
+    def table(name: str, base: dict, over: dict | None) -> str:
+        rows = {**base, **(over or {})}
+        return f"[services.api.{name}]\n" + "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in rows.items())
+    return "\n".join([
+        f'duration = "{duration}"',
+        "[services.api.traffic]",
+        "rate = 8",
+        'arrivals = "deterministic"',
+        f'phases = [{{ start = "{last_arrival}", end = "1h", rate = 0 }}]',
+        table("endpoints.q", {"statement_cpu": 0, "distribution": "deterministic"}, endpoint),
+        table("client", {"timeout": 0}, client),
+        table("balancer", {"upstream_timeout": 0}, balancer),
+        table("pod", {"cpu_per_request": 0, "warm_connections": 1}, pod),
+        table("pool", {"max": 1, "idle_timeout": 0}, pool),
+        extra,
+    ])
+
+
+def totals(text: str):
+    rec = World(scenario_from_toml(text)).run()
+    return rec.services["api"].cols
+
+
+def test_dd1_underloaded_every_request_takes_its_service_time():
+    c = totals(textbook({"statement_wait": "62.5ms"}))
+    assert c["arrivals"].sum() == 40  # every 125 ms for 5 s
+    assert c["successes"].sum() == 40
+    assert c["latency_sum"].sum() == 40 * 0.0625
+    assert c["acquire_wait_sum"].sum() == 0.0 and c["queued"].sum() == 0
+
+
+def test_dd1_overloaded_waits_grow_linearly_exactly():
+    # Service 250 ms, arrivals every 125 ms: request k waits 0.125 (k - 1) s.
+    c = totals(textbook({"statement_wait": "250ms"}))
+    assert c["successes"].sum() == 40
+    assert c["acquire_wait_sum"].sum() == 0.125 * sum(range(40))  # 97.5 s
+    assert c["latency_sum"].sum() == 0.125 * sum(range(40)) + 40 * 0.25
+    assert c["queued"].sum() == 39
+
+
+def test_ramp_arrivals_follow_the_integrated_rate():
+    # Rate ramps 0 -> 10/s over 10 s: Lambda(t) = t^2 / 2, so arrival k is at sqrt(2k).
+    curve = RateCurve(rate_segments(0.0, [Phase(start=0, end=10, rate=10, ramp=True)], 10.0))
+    t, times = 0.0, []
+    while (t := curve.next_arrival(t, 1.0)) != math.inf:
+        times.append(t)
+    assert len(times) == 50
+    assert all(abs(x - math.sqrt(2 * (k + 1))) < 1e-9 for k, x in enumerate(times))
+
+
+def test_poisson_arrival_count_matches_the_rate():
+    text = textbook({"statement_wait": "1ms"}, last_arrival="100s", duration="100s")
+    text = text.replace('arrivals = "deterministic"', "").replace("rate = 8", "rate = 200")
+    n = World(scenario_from_toml(text)).run().services["api"].cols["arrivals"].sum()
+    # Poisson with mean 20000: 4 standard deviations is 566.
+    assert abs(n - 20000) < 4 * math.sqrt(20000)
+
+
+class FixedDraws:
+    def __init__(self, value: float):
+        self.value = value
+
+    def next(self) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize("jitter, u, expected", [
+    ("none", 0.5, [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]),
+    ("full", 0.5, [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]),
+    ("equal", 0.5, [0.075, 0.15, 0.3, 0.6, 0.75, 0.75]),
+])
+def test_exponential_backoff_with_brookers_jitters(jitter, u, expected):
+    env = simpy.Environment()
+    rec = Recorder(10.0, 1.0, ["api"])
+    config = ClientConfig(backoff="exponential", backoff_base=0.1, backoff_cap=1.0, jitter=jitter, max_attempts=9)
+    client = Client(env, config, 30.0, rec.services["api"], rec, "api", FixedDraws(u))
+    req = Request(0.0, None, [], 0)
+    got = []
+    for attempt in range(1, 7):
+        req.attempts = attempt
+        got.append(client._backoff(req))
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_decorrelated_jitter_grows_from_base_and_is_capped():
+    env = simpy.Environment()
+    rec = Recorder(10.0, 1.0, ["api"])
+    config = ClientConfig(backoff="exponential", backoff_base=0.1, backoff_cap=1.0, jitter="decorrelated")
+    client = Client(env, config, 30.0, rec.services["api"], rec, "api", FixedDraws(1.0))
+    req = Request(0.0, None, [], 0)
+    got = [client._backoff(req) for _ in range(4)]  # U=1: sleep = min(cap, 3 x previous)
+    assert got == pytest.approx([0.3, 0.9, 1.0, 1.0])
+
+
+def test_client_timeout_retries_and_the_first_attempt_is_wasted():
+    # One request at 0.125 s, 1.5 s statements, a 1 s client timeout, 2 attempts, a pool of 2.
+    c = totals(textbook({"statement_wait": "1.5s"}, pool={"max": 2}, client={"timeout": "1s", "max_attempts": 2},
+                        last_arrival="0.2s"))
+    assert c["arrivals"].sum() == 1 and c["attempts"].sum() == 2 and c["retries"].sum() == 1
+    assert c["failures_client_timeout"].sum() == 1
+    assert c["wasted"].sum() == 2  # both attempts finished after their client had left
+    assert c["latency_sum"].sum() == pytest.approx(2.0)  # gave up twice, 1 s each, no backoff
+
+
+def test_upstream_timeout_answers_504_while_the_pod_works_on():
+    c = totals(textbook({"statement_wait": "2s"}, balancer={"upstream_timeout": "1s"}, last_arrival="0.2s"))
+    assert c["failures_upstream_timeout"].sum() == 1 and c["wasted"].sum() == 1
+
+
+def test_max_inflight_sheds_with_503():
+    c = totals(textbook({"statement_wait": "10s"}, pod={"max_inflight": 3}))
+    assert c["failures_shed"].sum() == 40 - 3
+
+
+def test_pod_cpu_is_first_come_first_served_on_one_core():
+    # 40 requests of 200 ms event-loop CPU each, every 125 ms: the loop is the bottleneck.
+    c = totals(textbook({"statement_wait": 0}, pod={"cpu_per_request": "200ms"}))
+    assert c["successes"].sum() == 40
+    # Request k (from 0) starts its CPU at 0.125 + 0.2 k, arrived at 0.125 (k + 1): latency 0.2 + 0.075 k.
+    assert c["latency_sum"].sum() == pytest.approx(sum(0.2 + 0.075 * k for k in range(40)))
+    assert c["cpu_busy"].sum() == pytest.approx(40 * 0.2)
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "least_outstanding", "random"])
+def test_balancer_spreads_attempts_over_pods(policy):
+    world = World(scenario_from_toml(textbook({"statement_wait": "300ms"}, pod={"replicas": 4},
+                                              balancer={"policy": policy})))
+    world.run()
+    pods = world.services["api"].ready
+    assert sum(world.recorder.services["api"].successes) == 40
+    # 300 ms statements every 125 ms need 3 pods' single connections: every pod gets work.
+    assert all(p.pool.idle and p.pool.idle[0].uses > 0 for p in pods)
+    if policy == "round_robin":
+        assert [p.pool.idle[0].uses for p in pods] == [10, 10, 10, 10]
+
+
+def test_no_ready_pod_is_503_at_once():
+    from spiralsim.model.balancer import Balancer
+    answers = []
+    b = Balancer("round_robin", [], lambda att, err: answers.append(err), FixedDraws(0.0))
+    b.route(object())
+    assert answers == ["no_ready_pod"]
+
+
+class DbHarness:
+    def __init__(self, **db):
+        self.env = simpy.Environment()
+        self.rec = Recorder(100.0, 1.0, ["api"])
+        self.db = Database(self.env, DatabaseConfig(**db), self.rec)
+        self.log = []
+
+    def statement(self, at: float, who: str, cpu: float, wait: float = 0.0) -> None:
+        def done(arg, error):
+            self.log.append((round(self.env.now, 9), arg, error or "done"))
+        Timer(self.env, at, lambda _t: self.db.execute(cpu, wait, done, who))
+
+    def run(self):
+        self.env.run(until=100.0)
+        return self.log
+
+
+def test_cores_are_shared_among_active_statements():
+    h = DbHarness(cores=1)
+    h.statement(0.0, "A", cpu=1.0)
+    h.statement(0.5, "B", cpu=1.0)
+    assert h.run() == [(1.5, "A", "done"), (2.0, "B", "done")]
+    h = DbHarness(cores=2)
+    h.statement(0.0, "A", cpu=1.0)
+    h.statement(0.5, "B", cpu=1.0, wait=0.25)
+    h.statement(0.5, "C", cpu=1.0)
+    # 0.5 .. : three on two cores, 2/3 each; A has 0.5 left -> done at 1.25;
+    # B and C then have 0.5 left at full speed -> 1.75, B waits 0.25 more.
+    assert h.run() == [(1.25, "A", "done"), (1.75, "C", "done"), (2.0, "B", "done")]
+    assert h.rec.db.busy_cores.area[1] == pytest.approx(0.75)  # both cores busy until 1.75, then B waits
+
+
+def test_statement_timeout_cancels_and_frees_the_core():
+    h = DbHarness(cores=1, statement_timeout=1.0)
+    h.statement(0.0, "A", cpu=5.0)
+    h.statement(0.0, "B", cpu=0.25)
+    h.statement(2.0, "C", cpu=0.0, wait=3.0)
+    # A and B share the core: B done at 0.5; A cancelled at 1.0; C cancelled in its wait at 3.0.
+    assert h.run() == [(0.5, "B", "done"), (1.0, "A", "statement_timeout"), (3.0, "C", "statement_timeout")]
+    assert h.db.cpu.n == 0
+
+
+def test_slow_queries_scale_statements_that_start_inside_the_window():
+    text = textbook({"statement_wait": "100ms"}, extra='''
+[[incidents]]
+kind = "slow_queries"
+start = "1s"
+end = "2s"
+factor = 10
+''')
+    c = totals(text)
+    # Reference: a single server, arrivals at 0.125 k; a statement is 10x slower when it
+    # *starts* in [1, 2), whenever its request arrived.
+    free, latency = 0.0, 0.0
+    for k in range(1, 41):
+        arrive = 0.125 * k
+        start = max(arrive, free)
+        free = start + (1.0 if 1.0 <= start < 2.0 else 0.1)
+        latency += free - arrive
+    assert c["successes"].sum() == 40
+    assert c["latency_sum"].sum() == pytest.approx(latency, rel=1e-9)
+
+
+def test_a_query_endpoint_with_a_failing_statement_closes_its_connection():
+    text = textbook({"statement_wait": "10ms", "error_rate": 1.0})
+    c = totals(text)
+    assert c["failures_statement_error"].sum() == 40
+    assert c["closes"].sum() == 40 and c["connects"].sum() == 39  # the warm one, then one new per request
+
+
+def test_a_transaction_keeps_its_connection_through_think_time_and_an_error():
+    text = textbook({"statement_wait": "10ms", "kind": "transaction", "statements": 3, "think": "20ms",
+                     "error_rate": 0.5})
+    s = simulate(scenario_from_toml(text))
+    c = s.recording.services["api"].cols
+    assert c["closes"].sum() == 0 and c["connects"].sum() == 0  # rolled back and released, kept
+    assert c["successes"].sum() + c["failures_statement_error"].sum() == 40
+    assert s.timeseries["db_idle_in_transaction"].max() > 0
