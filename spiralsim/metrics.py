@@ -115,6 +115,13 @@ class Level:
         """The gauge moves by `delta` at time `now`."""
         self.set(now, self.value + delta)
 
+    def close(self, end: float) -> None:
+        """Integrate up to `end` (the run's end) and sample the last, possibly short, bucket."""
+        self.set(end, self.value)
+        last = math.ceil(end * self.inv_bucket - 1e-9) - 1
+        if last >= 0:
+            self.sample[last] = self.value
+
 
 class ServiceSeries:
     """One service's counters, gauges and latency histogram, all per bucket."""
@@ -181,7 +188,7 @@ class Recorder:
         n = self.n_buckets
         db = self.db
         for g in DB_LEVELS:
-            getattr(db, g).set(end, getattr(db, g).value)
+            getattr(db, g).close(end)
         per_service = {}
         for name, s in self.services.items():
             cols: dict[str, np.ndarray] = {}
@@ -191,13 +198,13 @@ class Recorder:
                 cols["failures_" + k] = np.frombuffer(arr, dtype=np.float64)[:n].copy()
             for g in SERVICE_LEVELS:
                 lv: Level = getattr(s, g)
-                lv.set(end, lv.value)
+                lv.close(end)
                 cols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
                 cols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
                 cols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
             worst = np.zeros(n)
             for lv in s.pod_waiting:
-                lv.set(end, lv.value)
+                lv.close(end)
                 worst = np.maximum(worst, np.frombuffer(lv.peak, dtype=np.float64)[:n])
             cols["pool_waiting_worst_pod"] = worst
             hist = np.frombuffer(s.hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()

@@ -245,3 +245,14 @@ def test_a_transaction_keeps_its_connection_through_think_time_and_an_error():
     assert c["closes"].sum() == 0 and c["connects"].sum() == 0  # rolled back and released, kept
     assert c["successes"].sum() + c["failures_statement_error"].sum() == 40
     assert s.timeseries["db_idle_in_transaction"].max() > 0
+
+
+def test_gauge_sample_of_a_short_last_bucket_is_its_value_at_the_end():
+    from spiralsim.metrics import Level
+    level = Level(3, 1.0)
+    level.set(0.5, 4.0)
+    level.set(1.5, 2.0)
+    level.close(2.5)  # three buckets, the last one half long
+    assert list(level.sample[:3]) == [4.0, 2.0, 2.0]
+    assert list(level.area[:3]) == [2.0, 4.0 * 0.5 + 2.0 * 0.5, 1.0]
+    assert list(level.peak[:3]) == [4.0, 4.0, 2.0]
