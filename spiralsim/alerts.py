@@ -102,7 +102,9 @@ def _database_conditions(series: dict[str, np.ndarray], max_connections: int) ->
     rows = _rows(series, series["service"][0]) if len(series["service"]) else slice(0, 0)
     return {
         "db_connections_high": series["db_connections_max"][rows] > DB_CONNECTIONS_SHARE * max_connections,
-        "idle_in_transaction": series["db_idle_in_transaction"][rows] > 0,
+        # The article's `count(*) ... where state = 'idle in transaction'`, scraped each second:
+        # a transaction's think time comes and goes between scrapes, an abandoned one stays.
+        "idle_in_transaction": series["db_idle_in_transaction_sampled"][rows] > 0,
     }
 
 

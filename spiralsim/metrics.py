@@ -236,6 +236,7 @@ class Recorder:
             lv = getattr(db, g)
             dbcols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
             dbcols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
+            dbcols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
         dbcols["refused"] = np.frombuffer(db.refused, dtype=np.float64)[:n].copy()
         events = sorted(self.events, key=lambda e: e.time)  # stable: same-time order kept
         bucket_len = np.minimum(self.bucket, end - np.arange(n) * self.bucket).clip(min=0.0)

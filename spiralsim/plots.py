@@ -5,6 +5,7 @@ so it is safe in threads, notebooks and headless runs alike.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -33,8 +34,11 @@ KIND_COLOURS = dict(zip(FAILURE_KINDS, (
 )))
 TRIGGER_COLOURS = {"traffic": "tab:orange", "slow_queries": "tab:red", "db_restart": "tab:purple",
                    "network_blip": "tab:brown"}
-#: Events already shown as shaded windows (not marked again).
-SHADED_EVENTS = {"phase_start", "phase_end", "incident_start", "incident_end"}
+#: Events already shown as shaded windows, or too frequent to mark (every HPA period, every restart).
+SHADED_EVENTS = {"phase_start", "phase_end", "incident_start", "incident_end", "scale_hold",
+                 "pod_restart", "pod_ready", "alert_resolved"}
+EVENT_COLOURS = {"scale_up": "tab:green", "scale_down": "tab:olive", "pod_crash": "tab:red",
+                 "first_refused_connect": "darkred", "schedule": "tab:cyan"}
 SHORT_LABELS = {"first_pool_waiting": "first pool wait", "first_failure": "first failure",
                 "first_refused_connect": "first refused connect", "pod_crash": "crash",
                 "pod_restart": "restart", "pod_ready": "pod ready", "scale_up": "scale up",
@@ -173,19 +177,24 @@ def _mark_events(result: "Result", axes: list["Axes"]) -> None:
     trans = blended_transform_factory(top.transData, top.transAxes)
     for e in marked:
         x = e.time / 60.0
+        colour = EVENT_COLOURS.get(e.kind, "dimgray")
         for ax in axes:
-            ax.axvline(x, color="dimgray", lw=0.6, alpha=0.6)
-        key = (e.kind, e.service, e.detail if e.kind.startswith("alert") else "")
-        if key in seen or labels >= MAX_EVENT_LABELS or e.kind == "alert_resolved":
+            ax.axvline(x, color=colour, lw=0.8 if colour != "dimgray" else 0.6, alpha=0.6)
+        scaled = e.kind in ("scale_up", "scale_down") and " -> " in e.detail
+        key = (e.kind, e.service, e.detail if e.kind.startswith("alert") or scaled else "")
+        if key in seen or labels >= MAX_EVENT_LABELS:
             continue
         seen.add(key)
         text = f"alert {e.detail}" if e.kind == "alert_firing" else SHORT_LABELS.get(e.kind, e.kind)
+        if scaled:  # "...: 1 -> 5 pods (...)" -> "scale 1→5"
+            found = re.search(r"(\d+) -> (\d+) pods", e.detail)
+            text = f"scale {found.group(1)}→{found.group(2)}" if found else text
         if e.service and len(result.scenario.services) > 1:
             text += f" ({e.service})"
         lane = next((i for i, last in enumerate(lanes) if x - last >= gap), labels % LABEL_LANES)
         lanes[lane] = x
         top.text(x, 0.98 - lane * 0.33, text + " ", transform=trans, rotation=90, va="top", ha="right",
-                 fontsize=8, color="dimgray")
+                 fontsize=8, color=colour)
         labels += 1
 
 

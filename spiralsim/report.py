@@ -216,7 +216,7 @@ def _groups(events: list[Event]) -> list[list[Event]]:
     """Consecutive events of one groupable kind and service (one alert) in one row."""
     groups: list[list[Event]] = []
     for e in events:
-        if e.kind == "alert_resolved":
+        if e.kind in ("alert_resolved", "scale_hold"):  # holds are every HPA period: events.csv has them
             continue
         key = (e.kind, e.service, e.detail if e.kind == "alert_firing" else "")
         if groups and e.kind in GROUPED:

@@ -31,6 +31,7 @@ from spiralsim.units import format_duration, parse_duration
 
 __all__ = [
     "Analysis",
+    "Autoscaler",
     "Balancer",
     "Client",
     "Database",
@@ -41,6 +42,7 @@ __all__ = [
     "Pool",
     "Scenario",
     "ScenarioError",
+    "ScheduleStep",
     "Service",
     "Traffic",
     "apply_overrides",
@@ -177,13 +179,67 @@ class Balancer(_Table):
     upstream_timeout: Duration = _d("30s")
 
 
+class ScheduleStep(_Table):
+    """At `at`, the deployment is set to `replicas` pods (a deploy, an operator)."""
+
+    at: Duration
+    replicas: Annotated[Int, Field(ge=0)]
+
+
 class Pod(_Table):
-    """Pods of a service: count, event-loop CPU per attempt, warm-up, shedding."""
+    """Pods of a service: count, lifecycle, event-loop CPU per attempt, warm-up, shedding."""
 
     replicas: Annotated[Int, Field(ge=1)] = 1
     cpu_per_request: Duration = _d("1ms")
+    startup: Duration = _d("10s")
     warm_connections: Annotated[Int, Field(ge=0)] = 0
+    require_db_at_start: Bool = False
+    crash_on_pool_error: Bool = False
     max_inflight: Annotated[Int, Field(ge=0)] = 0
+    schedule: list[ScheduleStep] = []
+
+
+LATENCY_SIGNALS = ("latency_p99", "latency_mean")
+
+
+class Autoscaler(_Table):
+    """The Kubernetes HPA: every `period`, the signal over `window` against `target`."""
+
+    signal: Literal["cpu", "latency_p99", "latency_mean", "pool_waiting", "inflight"] = "cpu"
+    target: Annotated[float, Field(gt=0)]
+    min_replicas: Annotated[Int, Field(ge=1)] = 1
+    max_replicas: Annotated[Int, Field(ge=1)]
+    period: PositiveDuration = _d("15s")
+    window: PositiveDuration = _d("30s")
+    tolerance: Annotated[Float, Field(ge=0)] = 0.1
+    scale_down_stabilization: Duration = _d("300s")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_by_signal(cls, data: Any) -> Any:
+        """A latency target is a duration ("200ms"); the others are plain numbers."""
+        if not isinstance(data, dict) or "target" not in data:
+            return data
+        target, signal = data["target"], data.get("signal", "cpu")
+        if isinstance(target, bool):
+            raise _problems([(("target",), f"expected a number, got {show(target)}")])
+        if signal in LATENCY_SIGNALS:
+            try:
+                seconds = parse_duration(target)
+            except ValueError as exc:
+                raise _problems([(("target",), str(exc))]) from None
+            return {**data, "target": seconds}
+        if not isinstance(target, (int, float)):
+            raise _problems([(("target",), f"expected a number for signal {signal!r}"
+                              f" (a utilization like 0.7 or a count per pod), got {show(target)}")])
+        return {**data, "target": float(target)}
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Autoscaler:
+        if self.min_replicas > self.max_replicas:
+            raise _problems([(("min_replicas",), f"contradictory settings: must be <= max_replicas"
+                              f" ({self.max_replicas}), got {self.min_replicas}")])
+        return self
 
 
 class Pool(_Table):
@@ -212,6 +268,7 @@ class Service(_Table):
     balancer: Balancer = Balancer()
     pod: Pod = Pod()
     pool: Pool = Pool()
+    autoscaler: Autoscaler | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Service:

@@ -43,13 +43,8 @@ NOT_SUPPORTED_YET: dict[str, str] = {
     "services.*.client.breaker_min_requests": "circuit breaker",
     "services.*.client.breaker_open": "circuit breaker",
     "services.*.client.throttle_k": "adaptive client-side throttling",
-    "services.*.pod.startup": "pod startup delay",
-    "services.*.pod.require_db_at_start": "pods that crash when warm-up fails",
-    "services.*.pod.crash_on_pool_error": "pod crashes on idle connection errors",
     "services.*.pod.crash_on_client_error": "pod crashes on checked-out connection errors",
-    "services.*.pod.schedule": "replica schedule",
     "services.*.pgbouncer": "PgBouncer",
-    "services.*.autoscaler": "autoscaler",
     "incidents.*.kind=db_restart": "incident kind 'db_restart'",
     "incidents.*.kind=network_blip": "incident kind 'network_blip'",
 }

@@ -81,6 +81,7 @@ def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarr
         col["db_connections_pct"] = 100.0 * db_conn / max_connections
         col["db_active"] = db_active
         col["db_idle_in_transaction"] = db_iit
+        col["db_idle_in_transaction_sampled"] = db["idle_in_transaction_sample"]
         col["db_idle"] = np.maximum(db_conn - db_active - db_iit, 0.0)
         col["db_cpu"] = db["busy_cores_area"] / safe_len
         col["db_refused_connects"] = db["refused"]

@@ -97,7 +97,7 @@ def _series(n=600, **cols):
     base = {"service": np.array(["api"] * n, dtype=object), "pool_total": np.full(n, 4.0),
             "pool_total_max": np.full(n, 5.0), "pods_ready": np.full(n, 2.0), "arrivals": np.full(n, 100.0),
             "pool_waiting_max": np.zeros(n), "pool_waiting_sampled": np.zeros(n), "db_connections_max": np.full(n, 10.0),
-            "db_idle_in_transaction": np.zeros(n)}
+            "db_idle_in_transaction": np.zeros(n), "db_idle_in_transaction_sampled": np.zeros(n)}
     for key, (lo, hi, value) in cols.items():
         base[key] = base[key].copy()
         base[key][lo:hi] = value
@@ -132,7 +132,7 @@ def test_pool_collapse_fires_when_the_pool_empties_under_traffic():
 
 
 def test_database_alerts_have_no_service():
-    s = _series(db_connections_max=(50, 70, 85), db_idle_in_transaction=(10, 25, 1))
+    s = _series(db_connections_max=(50, 70, 85), db_idle_in_transaction_sampled=(10, 25, 1))
     assert _alerts(s) == [("idle_in_transaction", "", 20.0, 25.0), ("db_connections_high", "", 60.0, 70.0)]
     assert _alerts(_series(db_connections_max=(50, 70, 80))) == []
 

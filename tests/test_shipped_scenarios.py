@@ -9,6 +9,7 @@ import pytest
 
 from spiralsim import load_scenario, simulate
 from spiralsim.metrics import FAILURE_KINDS
+from spiralsim.model.world import World
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.toml"))
 _cache: dict[tuple, object] = {}
@@ -34,6 +35,17 @@ def test_every_request_ends_in_exactly_one_outcome(path):
         assert summary["requests"] == summary["successes"] + summary["failures_total"] + summary["in_flight"]
         assert summary["in_flight"] == s.open_requests
         assert c["completions"].sum() == c["successes"].sum() + failures
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_every_connection_is_accounted_for_by_pools_and_database(path):
+    """The pools' open connections (their own count) equal the database's held slots."""
+    world = World(load_scenario(path))
+    world.run()
+    pools_total = sum(world.recorder.services[s].pool_total.value for s in world.services)
+    assert pools_total == world.database.held
+    live = sum(p.pool.total for svc in world.services.values() for p in svc.live_pods() if p.pool)
+    assert live <= world.database.held
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)

@@ -53,13 +53,17 @@ class Request:
 
 
 class Attempt:
-    """One try of a request through the balancer into a pod."""
+    """One try of a request through the balancer into a pod (`gen`: the pod's
+    container generation when it got there; `pool`: the pool it asked)."""
 
-    __slots__ = ("req", "pod", "conn", "stmt", "answered")
+    __slots__ = ("req", "seq", "pod", "gen", "pool", "conn", "stmt", "answered")
 
-    def __init__(self, req: Request):
+    def __init__(self, req: Request, seq: int):
         self.req = req
+        self.seq = seq
         self.pod = None
+        self.gen = 0
+        self.pool = None
         self.conn = None
         self.stmt = 0
         self.answered = False
@@ -87,6 +91,7 @@ class Client:
             self.timeout <= 0 or upstream_timeout < self.timeout) else 0.0
         self.route = None  # set by the world: balancer.route(attempt)
         self.open_requests = 0
+        self.attempt_seq = 0
 
     def request(self, req: Request) -> None:
         """A new user request arrives."""
@@ -103,7 +108,8 @@ class Client:
         series.attempts[b] += 1
         if req.attempts > 1:
             series.retries[b] += 1
-        att = Attempt(req)
+        self.attempt_seq += 1
+        att = Attempt(req, self.attempt_seq)
         if self.timeout > 0:
             Deadline(self.env, self.timeout, self._on_timeout, att)
         if self.upstream_timeout > 0:

@@ -27,9 +27,14 @@ class Handler:
     def start(self, att: Attempt) -> None:
         """The attempt has had its event-loop CPU: ask the pool for a connection."""
         att.stmt = 0
-        att.pod.pool.acquire(self._acquired, att)
+        att.pool = att.pod.pool
+        att.pool.acquire(self._acquired, att)
 
     def _acquired(self, att: Attempt, conn, error: str | None) -> None:
+        if att.gen != att.pod.gen:  # the pod crashed while this waited
+            if conn is not None:
+                att.pool.release(conn)
+            return
         if error is not None:
             att.pod.finish(att, error)
             return
@@ -47,8 +52,12 @@ class Handler:
         ep = req.endpoint
         if error is None and req.errors and (req.errors >> att.stmt) & 1:
             error = "statement_error"
-        pool = att.pod.pool
+        pool = att.pool
         conn = att.conn
+        if att.gen != att.pod.gen:  # the pod crashed during the statement: the socket is gone
+            att.conn = None
+            pool.release(conn, True)
+            return
         att.stmt += 1
         more = att.stmt < ep.statements
         if ep.is_query:
@@ -72,4 +81,9 @@ class Handler:
 
     def _after_think(self, timer: Timer) -> None:
         self.iit.add(self.env.now, -1.0)
-        self._statement(timer.arg)
+        att = timer.arg
+        if att.gen != att.pod.gen:
+            att.pool.release(att.conn, True)
+            att.conn = None
+            return
+        self._statement(att)

@@ -1,41 +1,215 @@
-"""A pod: one single-threaded event loop (one CPU) in front of its own pool.
+"""A pod: a lifecycle around one single-threaded event loop and its own pool.
 
-Each attempt costs `cpu_per_request` of the event loop, served first come first
-served; as the server is FCFS with known costs, an attempt's CPU slot is
-computed on arrival (no queue object needed). Optional load shedding answers
-503 above `max_inflight` attempts in flight.
+starting (`startup`) -> warming (opens `warm_connections` through the pool, the
+article's "each new pod tries to open 10 connections at startup"; with
+`require_db_at_start` the first failed connect crashes it) -> ready (the
+balancer routes to it) -> terminating on scale-down (no new attempts; those in
+flight finish; then its connections close). A crash fails every attempt in
+flight on the pod, closes its connections and restarts the container after the
+CrashLoopBackOff delay: 10 s, doubling, at most 300 s, reset after 10 minutes
+of running.
+
+The event loop is one CPU served first come first served; as costs are known
+on arrival, an attempt's CPU slot is computed then (no queue object).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from simpy import Environment
 
-from ..metrics import ServiceSeries, add_span
+from ..metrics import add_span
 from .client import Attempt
-from .handler import Handler
 from .pool import Pool
 from .timer import Timer
 
+if TYPE_CHECKING:
+    from .world import Service
+
+STARTING, WARMING, READY, TERMINATING, CRASHLOOP, GONE = range(6)
+STATE_LEVEL = {STARTING: "pods_starting", WARMING: "pods_warming", READY: "pods_ready",
+               TERMINATING: "pods_terminating", CRASHLOOP: "pods_crashloop"}
+BACKOFF_FIRST_S = 10.0
+BACKOFF_MAX_S = 300.0
+BACKOFF_RESET_AFTER_S = 600.0
+TERMINATION_GRACE_S = 30.0  # Kubernetes' terminationGracePeriodSeconds
+
 
 class Pod:
-    """One replica of a service: event-loop CPU, in-flight count, a pg.Pool."""
+    """One replica of a service. `gen` changes at every crash, so work of a dead
+    container that is still scheduled (a CPU slot, a statement) is recognised and dropped."""
 
-    def __init__(self, env: Environment, index: int, config, pool: Pool, handler: Handler,
-                 series: ServiceSeries, respond: Callable[[Attempt, str | None], None], recorder):
+    def __init__(self, env: Environment, index: int, service: "Service"):
         self.env = env
         self.index = index
-        self.pool = pool
-        self.handler = handler
-        self.series = series
-        self.respond = respond
+        self.name = f"{service.name}-{index}"
+        self.service = service
+        config = service.config.pod
+        self.config = config
+        self.series = service.series
+        self.respond = service.client.respond
+        self.handler = service.handler
         self.cpu_per_request = config.cpu_per_request
         self.max_inflight = config.max_inflight
+        self.inv_bucket = service.recorder.inv_bucket
+        self.bucket = service.recorder.bucket
+        self.waiting_level = self.series.pod_waiting_level(service.recorder.n_buckets, self.bucket)
+        self.state = GONE
+        self.gen = 0
+        self.pool: Pool | None = None
+        self.attempts: dict[int, Attempt] = {}  # in flight, by arrival order
         self.inflight = 0
         self.cpu_free_at = 0.0
-        self.inv_bucket = recorder.inv_bucket
-        self.bucket = recorder.bucket
+        self.cpu_assigned = 0.0  # seconds of event-loop CPU handed out, ever
+        self.started_at = 0.0
+        self.backoff = BACKOFF_FIRST_S
+        self.warm_pending = 0
+        self.warm_conns: list = []  # connections warm-up holds until all n are open
 
+    # --- lifecycle ---------------------------------------------------------
+    def _state(self, state: int) -> None:
+        now = self.env.now
+        if self.state in STATE_LEVEL:
+            getattr(self.series, STATE_LEVEL[self.state]).add(now, -1.0)
+        if state in STATE_LEVEL:
+            getattr(self.series, STATE_LEVEL[state]).add(now, 1.0)
+        self.state = state
+
+    def _new_pool(self) -> Pool:
+        svc = self.service
+        pool = Pool(self.env, svc.config.pool, svc.database, self.series, self.waiting_level, svc.name)
+        pool.on_error = self._pool_error
+        return pool
+
+    def start_running(self) -> None:
+        """A pod that was running before the simulation: ready at once, warm connections open."""
+        self.started_at = self.env.now
+        self.pool = self._new_pool()
+        self.pool.open_warm(self.config.warm_connections)
+        self._ready(quiet=True)
+
+    def create(self) -> None:
+        """A new container: starting, then warming, then ready."""
+        self.started_at = self.env.now
+        self._state(STARTING)
+        Timer(self.env, self.config.startup, self._warm, self.gen)
+
+    def _warm(self, timer: Timer) -> None:
+        if timer.arg != self.gen or self.state != STARTING:
+            return
+        self.pool = self._new_pool()
+        n = self.config.warm_connections
+        self._state(WARMING)
+        if n == 0:
+            self._ready()
+            return
+        self.warm_pending = n
+        for _ in range(n):
+            self.pool.acquire(self._warm_answer, (self.gen, self.pool))
+
+    def _warm_answer(self, arg, conn, error: str | None) -> None:
+        gen, pool = arg
+        if gen != self.gen:  # the container this was for is gone
+            if conn is not None:
+                pool.release(conn)
+            return
+        if error is not None and self.config.require_db_at_start:
+            self.crash(f"could not open its {self.config.warm_connections} connections at start ({error})")
+            return
+        if conn is not None:
+            self.warm_conns.append(conn)
+        self.warm_pending -= 1
+        if self.warm_pending == 0:
+            for c in self.warm_conns:
+                pool.release(c, count_use=False)
+            self.warm_conns = []
+            self._ready()
+
+    def _ready(self, quiet: bool = False) -> None:
+        self._state(READY)
+        self.service.ready.append(self)
+        if not quiet:
+            self.service.recorder.event(self.env.now, self.service.name, "pod_ready",
+                                        f"{self.name} ready ({self.pool.total} connections open)")
+
+    def terminate(self) -> None:
+        """Scale-down: out of the balancer now; gone once its attempts have finished."""
+        if self.state == READY:
+            self.service.ready.remove(self)
+        if self.state in (STARTING, WARMING, CRASHLOOP):
+            self.gen += 1
+            self._gone()
+            return
+        self._state(TERMINATING)
+        if not self.attempts:
+            self._gone()
+        else:
+            Timer(self.env, TERMINATION_GRACE_S, self._kill, self.gen)
+
+    def _kill(self, timer: Timer) -> None:
+        if timer.arg == self.gen and self.state == TERMINATING:
+            self._fail_inflight()
+            self._gone()
+
+    def _close_pool(self) -> None:
+        """The process ends: its pool closes, and so do connections warm-up still holds."""
+        if self.pool is None:
+            return
+        self.pool.destroy()
+        for conn in self.warm_conns:
+            self.pool.release(conn, count_use=False)
+        self.warm_conns = []
+
+    def _gone(self) -> None:
+        self._close_pool()
+        self._state(GONE)
+
+    def crash(self, reason: str) -> None:
+        """The process died: attempts in flight fail, connections close, CrashLoopBackOff."""
+        if self.state in (GONE, CRASHLOOP):
+            return
+        now = self.env.now
+        if self.state == READY:
+            self.service.ready.remove(self)
+        was_terminating = self.state == TERMINATING
+        self.gen += 1
+        self._fail_inflight()
+        self._close_pool()
+        self.series.crashes += 1
+        if was_terminating:
+            self._state(GONE)
+            return
+        if now - self.started_at >= BACKOFF_RESET_AFTER_S:
+            self.backoff = BACKOFF_FIRST_S
+        delay = self.backoff
+        self.backoff = min(BACKOFF_MAX_S, 2 * self.backoff)
+        self._state(CRASHLOOP)
+        self.service.recorder.event(now, self.service.name, "pod_crash",
+                                    f"{self.name} crashed: {reason}; restart in {delay:g} s")
+        Timer(self.env, delay, self._restart, self.gen)
+
+    def _restart(self, timer: Timer) -> None:
+        if timer.arg != self.gen or self.state != CRASHLOOP:
+            return
+        self.service.recorder.event(self.env.now, self.service.name, "pod_restart", f"{self.name} restarted")
+        self.create()
+
+    def _fail_inflight(self) -> None:
+        if not self.attempts:
+            return
+        attempts = list(self.attempts.values())
+        self.attempts.clear()
+        self.inflight = 0
+        self.series.inflight.add(self.env.now, -len(attempts))
+        for att in attempts:
+            self.respond(att, "pod_crashed")
+
+    def _pool_error(self, text: str) -> None:
+        """pool.on('error'): without a listener (`crash_on_pool_error`) Node crashes."""
+        if self.config.crash_on_pool_error:
+            self.crash(f"unhandled 'error' event from the pool ({text})")
+
+    # --- requests ----------------------------------------------------------
     def accept(self, att: Attempt) -> None:
         """The balancer hands this pod an attempt."""
         if self.max_inflight and self.inflight >= self.max_inflight:
@@ -43,23 +217,38 @@ class Pod:
             return
         now = self.env.now
         self.inflight += 1
+        self.attempts[att.seq] = att
         self.series.inflight.add(now, 1.0)
         att.pod = self
+        att.gen = self.gen
         cost = self.cpu_per_request
         if cost > 0:
             start = self.cpu_free_at if self.cpu_free_at > now else now
             end = start + cost
             self.cpu_free_at = end
+            self.cpu_assigned += cost
             add_span(self.series.cpu_busy, self.inv_bucket, self.bucket, start, end)
             Timer(self.env, end - now, self._cpu_done, att)
         else:
             self.handler.start(att)
 
     def _cpu_done(self, timer: Timer) -> None:
-        self.handler.start(timer.arg)
+        att = timer.arg
+        if att.gen == self.gen:
+            self.handler.start(att)
 
     def finish(self, att: Attempt, error: str | None) -> None:
         """The handler is done with an attempt; answer the balancer."""
+        if att.gen != self.gen:
+            return  # the pod crashed meanwhile and answered it then
         self.inflight -= 1
+        del self.attempts[att.seq]
         self.series.inflight.add(self.env.now, -1.0)
         self.respond(att, error)
+        if self.state == TERMINATING and not self.attempts:
+            self._gone()
+
+    def cpu_busy_until(self, now: float) -> float:
+        """Seconds of event-loop CPU used up to `now` (the FCFS backlog is contiguous)."""
+        backlog = self.cpu_free_at - now
+        return self.cpu_assigned - (backlog if backlog > 0 else 0.0)

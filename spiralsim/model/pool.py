@@ -77,6 +77,8 @@ class Pool:
         self.queue: deque[Waiter] = deque()
         self.waiting = 0
         self.waiting_level = waiting_level
+        self.destroyed = False  # the process ended (crash or pool.end()): every socket closes
+        self.on_error = None    # pool.on('error') handler, set by the pod
 
     # --- gauges ------------------------------------------------------------
     def _total(self, delta: int) -> None:
@@ -146,7 +148,7 @@ class Pool:
 
     def _pulse(self) -> None:
         """Serve the queue's head while a connection is idle or one more may be opened."""
-        while self.waiting:
+        while self.waiting and not self.destroyed:
             if self.idle:
                 conn = self.idle.pop()
                 conn.state = BUSY
@@ -187,6 +189,10 @@ class Pool:
             self._connect_failed(conn, w, "too_many_clients")
             return
         self.series.connects[b] += 1
+        if self.destroyed:  # the process died while this connected
+            conn.state = BUSY
+            self._close(conn)
+            return
         if self.max_lifetime > 0:
             Timer(self.env, self.max_lifetime, self._on_lifetime, conn)
         if w.state == OPENING:
@@ -229,7 +235,7 @@ class Pool:
         """client.release(err): closed on an error, past max_uses or max_lifetime; else reused."""
         if count_use:
             conn.uses += 1
-        if error or conn.expired or (self.max_uses and conn.uses >= self.max_uses):
+        if error or conn.expired or self.destroyed or (self.max_uses and conn.uses >= self.max_uses):
             self._close(conn)
             self._pulse()
             return
@@ -266,6 +272,28 @@ class Pool:
             self._pulse()
         elif conn.state == BUSY:
             conn.expired = True
+
+    def destroy(self) -> None:
+        """The process ended: idle connections close now, checked-out and connecting ones
+        as soon as they come back; queued callers are forgotten (the pod answered them)."""
+        self.destroyed = True
+        for conn in list(self.idle):
+            self._close(conn)
+        for w in self.queue:
+            w.state = GONE
+        self.queue.clear()
+        if self.waiting:
+            self._waiting(-self.waiting)
+
+    def server_terminated(self, conn: Connection, text: str) -> None:
+        """The server ended an idle connection (57P01, idle-in-transaction timeout): pg-pool
+        removes it at once and emits 'error' on the pool."""
+        if conn.state != IDLE or self.destroyed:
+            return
+        self._close(conn)
+        if self.on_error is not None:
+            self.on_error(text)
+        self._pulse()
 
     def _close(self, conn: Connection) -> None:
         now = self.env.now

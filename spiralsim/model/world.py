@@ -11,14 +11,16 @@ from typing import Callable, Optional
 import simpy
 
 from ..metrics import Recorder, Recording
+from .autoscaler import Autoscaler
 from .balancer import Balancer
 from .client import Client
 from .database import Database
 from .endpoint import Endpoint
 from .handler import Handler
-from .pod import Pod
+from .pod import GONE, READY, TERMINATING, Pod
 from .pool import Pool
 from .rng import Draws, stream
+from .timer import Timer
 from .traffic import Evenly, RateCurve, Traffic, rate_segments
 
 PROGRESS_SLICES = 100
@@ -29,6 +31,7 @@ class Service:
 
     def __init__(self, env: simpy.Environment, name: str, config, scenario, database: Database, recorder: Recorder):
         seed = scenario.seed
+        self.env = env
         self.name = name
         self.series = series = recorder.services[name]
         self.client = Client(env, config.client, config.balancer.upstream_timeout, series, recorder, name,
@@ -60,13 +63,47 @@ class Service:
             Draws(stream(seed, f"{name}/mix"), "uniform"),
             self.endpoints, [ep.weight for ep in config.endpoints.values()], self.client,
         )
-        for i in range(config.pod.replicas):
-            pool = Pool(env, config.pool, database, series,
-                        series.pod_waiting_level(recorder.n_buckets, recorder.bucket), name)
-            pod = Pod(env, i, config.pod, pool, self.handler, series, self.client.respond, recorder)
-            self.ready.append(pod)
-            pool.open_warm(config.pod.warm_connections)
-        series.pods_ready.set(0.0, float(len(self.ready)))
+        self.config = config
+        self.database = database
+        self.recorder = recorder
+        self.pods: list[Pod] = []  # every pod not yet gone, in creation order
+        self.created = 0
+        self.desired = config.pod.replicas
+        for _ in range(config.pod.replicas):
+            self._new_pod().start_running()
+        for step in sorted(config.pod.schedule, key=lambda s: s.at):
+            if step.at < scenario.duration:
+                Timer(env, step.at, self._on_schedule, step.replicas)
+        self.autoscaler = Autoscaler(self, config.autoscaler) if config.autoscaler is not None else None
+
+    def _new_pod(self) -> Pod:
+        pod = Pod(self.env, self.created, self)
+        self.created += 1
+        self.pods.append(pod)
+        return pod
+
+    def live_pods(self) -> list[Pod]:
+        """Pods that count as replicas: all but the terminating and the gone."""
+        self.pods = [p for p in self.pods if p.state != GONE]
+        return [p for p in self.pods if p.state != TERMINATING]
+
+    def set_replicas(self, n: int) -> None:
+        """The deployment's replica count becomes `n`: create pods, or delete the
+        not-ready ones first, then the newest (as a ReplicaSet does)."""
+        self.desired = n
+        live = self.live_pods()
+        for _ in range(n - len(live)):
+            self._new_pod().create()
+        if len(live) > n:
+            order = sorted(live, key=lambda p: (p.state == READY, -p.index))
+            for pod in order[: len(live) - n]:
+                pod.terminate()
+
+    def _on_schedule(self, timer: Timer) -> None:
+        n = timer.arg
+        self.recorder.event(self.env.now, self.name, "schedule",
+                            f"replicas set to {n} (from {self.desired})")
+        self.set_replicas(n)
 
 
 class World:
