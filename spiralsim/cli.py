@@ -78,6 +78,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         out.append(f"  amplification {amp if amp is not None else 0:.2f}; p99 before/during/after "
                    f"{_ms(p99['before'])} / {_ms(p99['during'])} / {_ms(p99['after'])}; "
                    f"peak pool waiting {s['peak_pool_waiting']:,}")
+        if s["crashes"] or s["pods_max"] > 1:
+            out.append(f"  pods: up to {s['pods_max']}, {s['crashes']:,} crashes")
     db = summary["database"]
     out.append(f"database: peak {db['peak_connections']} of {db['max_connections']} connections, "
                f"{db['refused_connects']:,} refused connects")
