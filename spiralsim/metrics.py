@@ -45,11 +45,14 @@ SERVICE_COUNTERS = (
     "arrivals", "attempts", "retries", "successes", "completions", "wasted",
     "connects", "refused_connects", "latency_sum", "acquires", "acquire_wait_sum",
     "cpu_busy", "closes", "queued",
+    # what the database sees go wrong (issue: leaks, orphans, locks, server-side timeouts)
+    "leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits", "lock_wait_sum",
+    "sessions_killed", "terminated",
 )
 SERVICE_LEVELS = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
     "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "db_connections",
-    "requests_open",
+    "requests_open", "pool_dead",
 )
 DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores")
 

@@ -98,6 +98,7 @@ class Database(_Table):
     connect_time: Duration = _d("30ms")
     cores: Annotated[Int, Field(ge=1)] = 4
     statement_timeout: Duration = 0.0
+    idle_in_transaction_session_timeout: Duration = 0.0
 
     @model_validator(mode="after")
     def _reserved_below_max(self) -> Database:
@@ -159,6 +160,22 @@ class Endpoint(_Table):
     distribution: Literal["deterministic", "exponential", "lognormal"] = "exponential"
     sigma: Annotated[Float, Field(gt=0)] = 1.0
     error_rate: Probability = 0.0
+    leak_on_error: Bool = False
+    orphan_rate: Probability = 0.0
+    lock_conflict: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _transaction_only(self) -> Endpoint:
+        problems = []
+        if self.kind == "query" and self.leak_on_error:
+            problems.append((("leak_on_error",), "contradictory settings: a query endpoint (pool.query) cannot"
+                             " leak; use kind = \"transaction\" (pool.connect)"))
+        if self.kind == "query" and self.orphan_rate > 0:
+            problems.append((("orphan_rate",), "contradictory settings: a query endpoint (pool.query) opens no"
+                             " transaction to orphan; use kind = \"transaction\""))
+        if problems:
+            raise _problems(problems)
+        return self
 
 
 class Client(_Table):
@@ -195,6 +212,7 @@ class Pod(_Table):
     warm_connections: Annotated[Int, Field(ge=0)] = 0
     require_db_at_start: Bool = False
     crash_on_pool_error: Bool = False
+    crash_on_client_error: Bool = True
     max_inflight: Annotated[Int, Field(ge=0)] = 0
     schedule: list[ScheduleStep] = []
 
@@ -286,15 +304,20 @@ class Service(_Table):
 class Incident(_Table):
     """A trigger: changes parameters during [start, end)."""
 
-    kind: Literal["slow_queries"]
+    kind: Literal["slow_queries", "db_restart", "network_blip"]
     start: Duration
     end: Duration
-    factor: Annotated[Float, Field(gt=0)]
+    factor: Annotated[Float, Field(gt=0)] | None = None
     services: Annotated[list[Str], Field(min_length=1)] | None = None
     endpoints: Annotated[list[Str], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _forwards(self) -> Incident:
+        if self.kind == "slow_queries" and self.factor is None:
+            raise _problems([(("factor",), "required key is missing (slow_queries multiplies statement time)")])
+        if self.kind != "slow_queries" and self.factor is not None:
+            raise _problems([(("factor",), f"contradictory settings: only slow_queries takes a factor,"
+                              f" not {self.kind}")])
         if self.end <= self.start:
             word = "before" if self.end < self.start else "equal to"
             raise ValueError(f"backwards window: end {format_duration(self.end)} is {word}"
@@ -308,6 +331,16 @@ class Analysis(_Table):
     error_rate_threshold: Probability = 0.01
     latency_p99_threshold: Duration = _d("1s")
     settle: Duration = _d("60s")
+    # The article's alerts: thresholds and how long each must hold.
+    pool_waiting_for: Duration = _d("10s")
+    pool_saturation_share: Probability = 0.8
+    pool_saturation_for: Duration = _d("30s")
+    pool_collapse_share: Probability = 0.2
+    pool_collapse_window: PositiveDuration = _d("10m")
+    pool_collapse_for: Duration = _d("60s")
+    db_connections_share: Probability = 0.8
+    db_connections_for: Duration = _d("10s")
+    idle_in_transaction_for: Duration = _d("10s")
 
 
 class Scenario(_Table):

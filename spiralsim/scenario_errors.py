@@ -32,10 +32,6 @@ Loc = tuple[str | int, ...]
 #: `*` matches one table key or list index; `key=value` matches only that value and
 #: makes the enclosing table unsupported. Delete an entry when it is implemented.
 NOT_SUPPORTED_YET: dict[str, str] = {
-    "database.idle_in_transaction_session_timeout": "killing sessions idle in transaction",
-    "services.*.endpoints.*.leak_on_error": "transactions that leak their client on error",
-    "services.*.endpoints.*.orphan_rate": "transactions released without COMMIT/ROLLBACK",
-    "services.*.endpoints.*.lock_conflict": "statements blocked by orphaned transactions' locks",
     "services.*.client.retry_budget": "retry budget",
     "services.*.client.circuit_breaker": "circuit breaker",
     "services.*.client.breaker_error_rate": "circuit breaker",
@@ -43,10 +39,7 @@ NOT_SUPPORTED_YET: dict[str, str] = {
     "services.*.client.breaker_min_requests": "circuit breaker",
     "services.*.client.breaker_open": "circuit breaker",
     "services.*.client.throttle_k": "adaptive client-side throttling",
-    "services.*.pod.crash_on_client_error": "pod crashes on checked-out connection errors",
     "services.*.pgbouncer": "PgBouncer",
-    "incidents.*.kind=db_restart": "incident kind 'db_restart'",
-    "incidents.*.kind=network_blip": "incident kind 'network_blip'",
 }
 
 

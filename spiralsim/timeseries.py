@@ -72,6 +72,12 @@ def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarr
         pods = col["pods_ready"] + col["pods_warming"] + col["pods_terminating"]
         with np.errstate(invalid="ignore", divide="ignore"):
             col["pod_cpu"] = np.where(pods > 0, c["cpu_busy"] / (safe_len * np.maximum(pods, 1e-12)), 0.0)
+        for k in ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits",
+                  "sessions_killed", "terminated"):
+            col[k] = c[k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            col["lock_wait_mean_ms"] = np.where(c["lock_waits"] > 0, 1000 * c["lock_wait_sum"] / c["lock_waits"], np.nan)
+        col["pool_dead"] = c["pool_dead_area"] / safe_len
         col["connects"] = c["connects"]
         col["closes"] = c["closes"]
         col["refused_connects"] = c["refused_connects"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import simpy
@@ -177,7 +178,8 @@ class DbHarness:
     def statement(self, at: float, who: str, cpu: float, wait: float = 0.0) -> None:
         def done(arg, error):
             self.log.append((round(self.env.now, 9), arg, error or "done"))
-        Timer(self.env, at, lambda _t: self.db.execute(cpu, wait, done, who))
+        conn = SimpleNamespace(dead=False, iit=False, stmt=None, tx=None)  # a session doing nothing else
+        Timer(self.env, at, lambda _t: self.db.execute(conn, cpu, wait, done, who))
 
     def run(self):
         self.env.run(until=100.0)

@@ -14,23 +14,28 @@ from typing import Callable
 from simpy import Environment
 
 from ..metrics import Recorder
+from .sessions import ADMIN_TEXT, Sessions, Transaction
 from .timer import Deadline, Timer
 
 RESERVED_TEXT = "remaining connection slots are reserved for non-replication superuser connections"
 FULL_TEXT = "sorry, too many clients already"
+RESTART_TEXT = "57P03 the database system is starting up"
 
 
 class Statement:
-    """One running statement; `phase` 0 = CPU, 1 = wait, 2 = ended."""
+    """One running statement; `phase` 0 = CPU, 1 = wait, 2 = ended, 3 = waiting for a lock."""
 
-    __slots__ = ("wait", "done", "arg", "phase", "dead")
+    __slots__ = ("wait", "done", "arg", "phase", "dead", "conn", "cpu", "t0")
 
-    def __init__(self, wait: float, done: Callable[[object, str | None], None], arg: object):
+    def __init__(self, conn, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object):
+        self.conn = conn
+        self.cpu = cpu
         self.wait = wait
         self.done = done
         self.arg = arg
         self.phase = 0
         self.dead = False
+        self.t0 = 0.0
 
 
 class CpuShare:
@@ -116,13 +121,15 @@ class CpuShare:
 
 
 class Database:
-    """PostgreSQL as the pods see it: slots, connect time, statements, statement_timeout."""
+    """PostgreSQL as the pods see it: slots, connects and refusals, statements with
+    their locks and statement_timeout, sessions (see `Sessions`), restarts and drops."""
 
     def __init__(self, env: Environment, config, recorder: Recorder):
         self.env = env
         self.config = config
         self.recorder = recorder
         self.series = recorder.db
+        self.inv_bucket = recorder.inv_bucket
         self.connect_time = config.connect_time
         self.max_connections = config.max_connections
         self.reserved_from = config.max_connections - config.superuser_reserved_connections
@@ -130,55 +137,111 @@ class Database:
         self.statement_timeout = config.statement_timeout
         self.held = 0  # app connections (established or being set up)
         self.cpu = CpuShare(env, config.cores, self._on_busy, self._after_cpu)
+        self.sessions = Sessions(env, self, recorder, config.idle_in_transaction_session_timeout)
         self.first_refusal = True
+        self.restarting = False      # a db_restart window: connects refused
+        self.unreachable_until = 0.0  # a network_blip window: connects wait for the network
         self.series.connections.set(0.0, float(self.other))
 
     def _on_busy(self, utilization: float) -> None:
         self.series.busy_cores.set(self.env.now, utilization)
 
     # --- connections -------------------------------------------------------
-    def try_take_slot(self) -> str | None:
-        """Claim a slot for a new connection; the refusal text when there is none."""
+    def try_take_slot(self) -> tuple[str, str] | None:
+        """Claim a slot for a new connection; (failure kind, server text) when refused."""
+        if self.restarting:
+            return ("connection_terminated", RESTART_TEXT)
         used = self.held + self.other
         if used >= self.max_connections:
-            return FULL_TEXT
+            return ("too_many_clients", FULL_TEXT)
         if used >= self.reserved_from:
-            return RESERVED_TEXT
+            return ("too_many_clients", RESERVED_TEXT)
         self.held += 1
         self.series.connections.set(self.env.now, float(self.held + self.other))
         return None
+
+    def connect_delay(self) -> float:
+        """Seconds a connect takes from now (longer while the network is down)."""
+        wait = self.unreachable_until - self.env.now
+        return self.connect_time + (wait if wait > 0 else 0.0)
 
     def free_slot(self) -> None:
         """A connection closed (by the pool, a crash, or a failed connect)."""
         self.held -= 1
         self.series.connections.set(self.env.now, float(self.held + self.other))
 
-    def note_refusal(self, service: str, text: str) -> None:
+    def note_refusal(self, service: str, refusal: tuple[str, str]) -> None:
         """Count a refused connect; the first one is an event."""
         now = self.env.now
-        self.series.refused[int(now * self.recorder.inv_bucket)] += 1
-        if self.first_refusal:
+        self.series.refused[int(now * self.inv_bucket)] += 1
+        if self.first_refusal and refusal[0] == "too_many_clients":
             self.first_refusal = False
             self.recorder.event(
                 now, service, "first_refused_connect",
-                f"{text} (database holds {self.held + self.other} of {self.max_connections}, "
+                f"{refusal[1]} (database holds {self.held + self.other} of {self.max_connections}, "
                 f"{self.reserved_from - self.other} usable by apps)",
             )
 
+    # --- incidents ---------------------------------------------------------
+    def restart(self, end: float) -> None:
+        """db_restart: every session ends with 57P01; connects are refused until `end`."""
+        self.restarting = True
+        Timer(self.env, end - self.env.now, self._restarted)
+        self.sessions.terminate_all(ADMIN_TEXT)
+
+    def _restarted(self, _timer: Timer) -> None:
+        self.restarting = False
+
+    def network_drop(self, end: float) -> None:
+        """network_blip: every connection dies silently; connects wait for the network."""
+        self.unreachable_until = max(self.unreachable_until, end)
+        self.sessions.drop_silently()
+
     # --- statements --------------------------------------------------------
-    def execute(self, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object) -> None:
-        """Run one statement (seconds of CPU, seconds of wait); then `done(arg, error_kind or None)`."""
-        stmt = Statement(wait, done, arg)
-        self.series.active.add(self.env.now, 1.0)
+    def execute(self, conn, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object,
+                blocker: Transaction | None = None) -> None:
+        """Run one statement on `conn` (seconds of CPU, seconds of wait), first waiting for
+        `blocker`'s locks if given; then `done(arg, error_kind or None)`."""
+        if conn.dead:  # a dropped connection is found on use
+            done(arg, "connection_terminated")
+            return
+        stmt = Statement(conn, cpu, wait, done, arg)
+        conn.stmt = stmt
+        if conn.iit:
+            self.sessions.leave_iit(conn)
+        now = self.env.now
+        self.series.active.add(now, 1.0)
         if self.statement_timeout > 0:
             Deadline(self.env, self.statement_timeout, self._on_timeout, stmt)
-        if cpu > 0:
-            self.cpu.add(cpu, stmt)
-        elif wait > 0:
+        if blocker is not None:
+            stmt.phase = 3
+            stmt.t0 = now
+            blocker.waiters.append(stmt)
+        else:
+            self._run(stmt)
+
+    def _run(self, stmt: Statement) -> None:
+        if stmt.cpu > 0:
+            stmt.phase = 0
+            self.cpu.add(stmt.cpu, stmt)
+        elif stmt.wait > 0:
             stmt.phase = 1
-            Timer(self.env, wait, self._after_wait, stmt)
+            Timer(self.env, stmt.wait, self._after_wait, stmt)
         else:
             self._finish(stmt, None)
+
+    def lock_released(self, stmt: Statement) -> None:
+        """The orphan that `stmt` waited for has ended: its rows are free."""
+        if stmt.phase != 3:
+            return
+        self._count_lock_wait(stmt)
+        self._run(stmt)
+
+    def _count_lock_wait(self, stmt: Statement) -> None:
+        series = stmt.conn.pool.series
+        b = int(self.env.now * self.inv_bucket)
+        series.lock_waits[b] += 1
+        series.lock_wait_sum[b] += self.env.now - stmt.t0
 
     def _after_cpu(self, stmt: Statement) -> None:
         if stmt.wait > 0:
@@ -189,18 +252,24 @@ class Database:
 
     def _after_wait(self, timer: Timer) -> None:
         stmt: Statement = timer.arg
-        if stmt.phase != 2:
+        if stmt.phase == 1:
             self._finish(stmt, None)
 
     def _on_timeout(self, timer: Timer) -> None:
-        stmt: Statement = timer.arg
+        self.kill(timer.arg, "statement_timeout")
+
+    def kill(self, stmt: Statement, error: str) -> None:
+        """End a statement early: statement_timeout (57014) or its session's end."""
         if stmt.phase == 2:
             return
         if stmt.phase == 0:
             self.cpu.cancel(stmt)
-        self._finish(stmt, "statement_timeout")
+        elif stmt.phase == 3:
+            self._count_lock_wait(stmt)
+        self._finish(stmt, error)
 
     def _finish(self, stmt: Statement, error: str | None) -> None:
         stmt.phase = 2
+        stmt.conn.stmt = None
         self.series.active.add(self.env.now, -1.0)
         stmt.done(stmt.arg, error)

@@ -14,7 +14,8 @@ from .rng import Draws
 class Endpoint:
     """The runtime of one `[services.NAME.endpoints.ENDPOINT]` table."""
 
-    def __init__(self, name: str, config, work: Draws, errors: Draws, windows: list[tuple[float, float, float]]):
+    def __init__(self, name: str, config, work: Draws, errors: Draws, windows: list[tuple[float, float, float]],
+                 locks: Draws | None = None, orphans: Draws | None = None):
         self.name = name
         self.is_query = config.kind == "query"
         self.statements = config.statements
@@ -24,6 +25,12 @@ class Endpoint:
         self.distribution = config.distribution
         self.sigma = config.sigma
         self.error_rate = config.error_rate
+        self.leak_on_error = config.leak_on_error
+        self.orphan_rate = config.orphan_rate
+        self.lock_conflict = config.lock_conflict
+        self._locks = locks
+        self._orphans = orphans
+        self.has_fate = self.lock_conflict > 0 or self.orphan_rate > 0
         self._work = work
         self._errors = errors
         self.windows = windows
@@ -37,6 +44,18 @@ class Endpoint:
             if start <= now < end:
                 f *= factor
         return f
+
+    def draw_fate(self) -> tuple[int, bool]:
+        """Which statements need an orphan's locked rows (bit mask), and whether this
+        transaction will be released without COMMIT."""
+        locks = 0
+        if self.lock_conflict > 0:
+            u = self._locks.next
+            for i in range(self.statements):
+                if u() < self.lock_conflict:
+                    locks |= 1 << i
+        orphan = self.orphan_rate > 0 and self._orphans.next() < self.orphan_rate
+        return locks, orphan
 
     def draw(self) -> tuple[list[float], int]:
         """A request's work: [cpu, wait] seconds per statement, and a bit mask of failing statements."""

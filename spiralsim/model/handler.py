@@ -3,9 +3,13 @@
 `query`: each statement is one `pool.query()` — acquire, run, release, and a
 failed statement closes its connection (pg-pool releases *with* the error).
 `transaction`: `pool.connect()`, BEGIN, the statements in turn with `think`
-between them (the session is idle in transaction meanwhile), COMMIT, release;
-an error is caught, rolled back and the client released with try/finally, so
-the connection is kept. BEGIN, COMMIT and ROLLBACK take no time here.
+between them (the session is idle in transaction meanwhile), COMMIT, release.
+With try/finally an error is rolled back and the client released (kept);
+with `leak_on_error` the handler has no try/finally: a failed statement
+throws past `release()` and the client is checked out forever, its session
+idle in transaction. With `orphan_rate`, a transaction is released without
+COMMIT: back in the pool, its session still in the transaction. BEGIN,
+COMMIT and ROLLBACK take no time here.
 """
 from __future__ import annotations
 
@@ -19,10 +23,14 @@ from .timer import Timer
 class Handler:
     """Runs attempts of one service; `finish(attempt, error)` is the pod's answer."""
 
-    def __init__(self, env: Environment, database: Database):
+    def __init__(self, env: Environment, database: Database, series, recorder, service: str):
         self.env = env
         self.db = database
-        self.iit = database.series.idle_in_transaction
+        self.sessions = database.sessions
+        self.series = series
+        self.recorder = recorder
+        self.service = service
+        self.inv_bucket = recorder.inv_bucket
 
     def start(self, att: Attempt) -> None:
         """The attempt has had its event-loop CPU: ask the pool for a connection."""
@@ -39,13 +47,23 @@ class Handler:
             att.pod.finish(att, error)
             return
         att.conn = conn
+        if not att.req.endpoint.is_query and att.stmt == 0:
+            att.foreign = self.sessions.begin(conn, self.series)  # BEGIN (only warns inside another)
         self._statement(att)
 
     def _statement(self, att: Attempt) -> None:
         req = att.req
-        i = 2 * att.stmt
+        conn = att.conn
+        i = att.stmt
+        blocker = None
+        if conn.tx is not None and (att.foreign or req.endpoint.is_query):
+            self.series.foreign_statements[int(self.env.now * self.inv_bucket)] += 1
+            att.risk_tx = conn.tx
+        if req.locks and (req.locks >> i) & 1 and (conn.tx is None or not conn.tx.orphan):
+            blocker = self.sessions.blocker(conn)  # (inside an orphan it holds the locks itself)
         factor = req.endpoint.slowdown(self.env.now)
-        self.db.execute(req.work[i] * factor, req.work[i + 1] * factor, self._statement_done, att)
+        self.db.execute(conn, req.work[2 * i] * factor, req.work[2 * i + 1] * factor,
+                        self._statement_done, att, blocker)
 
     def _statement_done(self, att: Attempt, error: str | None) -> None:
         req = att.req
@@ -62,28 +80,72 @@ class Handler:
         more = att.stmt < ep.statements
         if ep.is_query:
             att.conn = None
+            if error is None and conn.tx is not None:
+                self.sessions.enter_iit(conn)  # still inside the orphan it ran in
             pool.release(conn, error is not None)
             if error is None and more:
                 pool.acquire(self._acquired, att)
             else:
-                att.pod.finish(att, error)
+                self._finish(att, error)
             return
         if error is None and more:
             if ep.think > 0:
-                self.iit.add(self.env.now, 1.0)
+                self.sessions.enter_iit(conn)
                 Timer(self.env, ep.think, self._after_think, att)
             else:
                 self._statement(att)
             return
         att.conn = None
-        pool.release(conn)  # COMMIT, or ROLLBACK in catch; release() in finally
+        now = self.env.now
+        b = int(now * self.inv_bucket)
+        if error is not None and ep.leak_on_error:
+            self._leak(conn, error, b)
+        elif error is not None:
+            self.sessions.rollback(conn)  # catch: ROLLBACK; finally: release()
+            pool.release(conn)
+        elif req.orphan:
+            self.sessions.orphan(conn)    # released without COMMIT
+            att.risk_tx = conn.tx
+            self.series.orphaned[b] += 1
+            self._first("orphan", "first_orphan", "a transaction was released without COMMIT or ROLLBACK:"
+                        " its session stays idle in transaction, holding its locks")
+            pool.release(conn)
+        else:
+            self.sessions.commit(conn)
+            pool.release(conn)
+        self._finish(att, error)
+
+    def _leak(self, conn, error: str, b: int) -> None:
+        """No try/finally: the error flies past release(); the client is out for good."""
+        conn.leaked = True
+        self.series.leaked[b] += 1
+        if conn.dead and not conn.dead_counted:
+            conn.dead_counted = True
+            self.series.pool_dead.add(self.env.now, 1.0)
+        self.sessions.orphan(conn)  # idle in transaction (aborted), locks held
+        self._first("leak", "first_leak", f"a failed statement ({error}) skipped client.release():"
+                    f" {conn.pool.total} of {conn.pool.max} connections open in that pod's pool")
+
+    def _finish(self, att: Attempt, error: str | None) -> None:
+        if error is None and att.risk_tx is not None:
+            tx = att.risk_tx
+            if tx.open:
+                tx.at_risk += 1
+            elif not tx.committed:  # already rolled back under it
+                self.series.lost_writes[int(self.env.now * self.inv_bucket)] += 1
+        att.risk_tx = None
         att.pod.finish(att, error)
 
+    def _first(self, key: str, kind: str, detail: str) -> None:
+        if key not in self.series.first_failure:
+            self.series.first_failure.add(key)
+            self.recorder.event(self.env.now, self.service, kind, detail)
+
     def _after_think(self, timer: Timer) -> None:
-        self.iit.add(self.env.now, -1.0)
         att = timer.arg
         if att.gen != att.pod.gen:
-            att.pool.release(att.conn, True)
+            if att.conn is not None:
+                att.pool.release(att.conn, True)
             att.conn = None
             return
         self._statement(att)

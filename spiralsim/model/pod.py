@@ -76,9 +76,11 @@ class Pod:
         self.state = state
 
     def _new_pool(self) -> Pool:
+        self.errors_seen: set[str] = set()
         svc = self.service
         pool = Pool(self.env, svc.config.pool, svc.database, self.series, self.waiting_level, svc.name)
         pool.on_error = self._pool_error
+        pool.on_client_error = self._client_error
         return pool
 
     def start_running(self) -> None:
@@ -206,8 +208,20 @@ class Pod:
 
     def _pool_error(self, text: str) -> None:
         """pool.on('error'): without a listener (`crash_on_pool_error`) Node crashes."""
+        self._note_error("pool_error", text)
         if self.config.crash_on_pool_error:
             self.crash(f"unhandled 'error' event from the pool ({text})")
+
+    def _client_error(self, text: str) -> None:
+        """'error' on a checked-out client: pg-pool has no listener on it while it is out."""
+        self._note_error("client_error", text)
+        if self.config.crash_on_client_error:
+            self.crash(f"unhandled 'error' event on a checked-out client ({text})")
+
+    def _note_error(self, kind: str, text: str) -> None:
+        if kind not in self.errors_seen:  # the first of each kind per container is an event
+            self.errors_seen.add(kind)
+            self.service.recorder.event(self.env.now, self.service.name, kind, f"{self.name}: {text}")
 
     # --- requests ----------------------------------------------------------
     def accept(self, att: Attempt) -> None:

@@ -30,17 +30,29 @@ AcquireCallback = Callable[[object, "Connection | None", "str | None"], None]
 
 
 class Connection:
-    """One physical connection (a PostgreSQL backend) owned by a pool."""
+    """One physical connection owned by a pool, and what the server knows of its session:
+    `tx` (an open transaction), `iit` (idle in transaction), `stmt` (a running statement),
+    `dead` (the server ended it; the client may not know yet), `leaked` (never released)."""
 
-    __slots__ = ("state", "uses", "idle_since", "idle_timer", "expired", "refusal")
+    __slots__ = ("state", "uses", "idle_since", "idle_timer", "expired", "refusal", "pool", "id",
+                 "tx", "iit", "iit_since", "stmt", "dead", "leaked", "dead_counted")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: "Pool") -> None:
         self.state = CONNECTING
         self.uses = 0
         self.idle_since = 0.0
         self.idle_timer = False
         self.expired = False
-        self.refusal: str | None = None
+        self.refusal: tuple[str, str] | None = None
+        self.pool = pool
+        self.id = 0
+        self.tx = None
+        self.iit = False
+        self.iit_since = 0.0
+        self.stmt = None
+        self.dead = False
+        self.leaked = False
+        self.dead_counted = False
 
 
 class Waiter:
@@ -79,6 +91,9 @@ class Pool:
         self.waiting_level = waiting_level
         self.destroyed = False  # the process ended (crash or pool.end()): every socket closes
         self.on_error = None    # pool.on('error') handler, set by the pod
+        self.on_client_error = None  # client.on('error') on a checked-out client, set by the pod
+        self.sessions = database.sessions
+        self.conns: dict[int, Connection] = {}  # open connections by id (for crashes)
 
     # --- gauges ------------------------------------------------------------
     def _total(self, delta: int) -> None:
@@ -165,13 +180,14 @@ class Pool:
 
     # --- connect -----------------------------------------------------------
     def _open(self, w: Waiter) -> None:
-        conn = Connection()
+        conn = Connection(self)
         self._total(1)
         conn.refusal = self.db.try_take_slot()
-        if self.acquire_timeout > 0 and self.connect_time > self.acquire_timeout:
+        delay = self.db.connect_delay()
+        if self.acquire_timeout > 0 and delay > self.acquire_timeout:
             Deadline(self.env, self.acquire_timeout, self._on_connect_timeout, (conn, w))
         else:
-            Timer(self.env, self.connect_time, self._on_connected, (conn, w))
+            Timer(self.env, delay, self._on_connected, (conn, w))
 
     def _on_connect_timeout(self, timer: Timer) -> None:
         conn, w = timer.arg
@@ -186,9 +202,11 @@ class Pool:
         if conn.refusal is not None:
             self.series.refused_connects[b] += 1
             self.db.note_refusal(self.service, conn.refusal)
-            self._connect_failed(conn, w, "too_many_clients")
+            self._connect_failed(conn, w, conn.refusal[0])
             return
         self.series.connects[b] += 1
+        self.sessions.opened(conn)
+        self.conns[conn.id] = conn
         if self.destroyed:  # the process died while this connected
             conn.state = BUSY
             self._close(conn)
@@ -221,8 +239,10 @@ class Pool:
             if refusal is not None:
                 self.db.note_refusal(self.service, refusal)
                 break
-            conn = Connection()
+            conn = Connection(self)
             self._total(1)
+            self.sessions.opened(conn)
+            self.conns[conn.id] = conn
             conn.state = BUSY
             if self.max_lifetime > 0:
                 Timer(self.env, self.max_lifetime, self._on_lifetime, conn)
@@ -233,9 +253,12 @@ class Pool:
     # --- release and close -------------------------------------------------
     def release(self, conn: Connection, error: bool = False, count_use: bool = True) -> None:
         """client.release(err): closed on an error, past max_uses or max_lifetime; else reused."""
+        if conn.state == CLOSED:
+            return
         if count_use:
             conn.uses += 1
-        if error or conn.expired or self.destroyed or (self.max_uses and conn.uses >= self.max_uses):
+        if (error or conn.dead or conn.expired or self.destroyed
+                or (self.max_uses and conn.uses >= self.max_uses)):
             self._close(conn)
             self._pulse()
             return
@@ -274,11 +297,13 @@ class Pool:
             conn.expired = True
 
     def destroy(self) -> None:
-        """The process ended: idle connections close now, checked-out and connecting ones
-        as soon as they come back; queued callers are forgotten (the pod answered them)."""
+        """The process ended: its sockets close. Idle, leaked and between-statements
+        connections now; one in a statement when the statement ends (the backend
+        notices then); connecting ones when they connect. Queued callers are forgotten."""
         self.destroyed = True
-        for conn in list(self.idle):
-            self._close(conn)
+        for conn in list(self.conns.values()):
+            if conn.stmt is None:
+                self._close(conn)
         for w in self.queue:
             w.state = GONE
         self.queue.clear()
@@ -286,21 +311,38 @@ class Pool:
             self._waiting(-self.waiting)
 
     def server_terminated(self, conn: Connection, text: str) -> None:
-        """The server ended an idle connection (57P01, idle-in-transaction timeout): pg-pool
-        removes it at once and emits 'error' on the pool."""
-        if conn.state != IDLE or self.destroyed:
+        """The server ended this connection's session. Idle: pg-pool removes it and emits
+        'error' on the pool. Checked out between statements: 'error' on the client itself;
+        a leaked client then stays in the total, dead, for good. In a statement: that
+        statement fails and release removes it."""
+        if self.destroyed or conn.state == CLOSED:
             return
-        self._close(conn)
-        if self.on_error is not None:
-            self.on_error(text)
-        self._pulse()
+        if conn.state == IDLE:
+            self._close(conn)
+            if self.on_error is not None:
+                self.on_error(text)
+            self._pulse()
+        elif conn.state == BUSY and conn.stmt is None:
+            if conn.leaked and not conn.dead_counted:
+                conn.dead_counted = True
+                self.series.pool_dead.add(self.env.now, 1.0)
+            if self.on_client_error is not None:
+                self.on_client_error(text)
 
     def _close(self, conn: Connection) -> None:
         now = self.env.now
+        if conn.state == CLOSED:
+            return
         if conn.state == IDLE:
             self.idle.remove(conn)
             self.series.pool_idle.add(now, -1)
         conn.state = CLOSED
         self._total(-1)
-        self.db.free_slot()
+        self.conns.pop(conn.id, None)
+        if conn.dead_counted:
+            self.series.pool_dead.add(now, -1.0)
+        if conn.id:
+            self.sessions.closed_by_client(conn)
+        else:
+            self.db.free_slot()
         self.series.closes[int(now * self.inv_bucket)] += 1

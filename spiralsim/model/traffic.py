@@ -116,5 +116,9 @@ class Traffic:
                     ep = candidate
                     break
         work, errors = ep.draw()
-        self.client.request(Request(now, ep, work, errors))
+        if ep.has_fate:
+            locks, orphan = ep.draw_fate()
+            self.client.request(Request(now, ep, work, errors, locks, orphan))
+        else:
+            self.client.request(Request(now, ep, work, errors))
         self._schedule(now)

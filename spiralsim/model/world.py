@@ -40,7 +40,7 @@ class Service:
         self.balancer = Balancer(config.balancer.policy, self.ready, self.client.respond,
                                  Draws(stream(seed, f"{name}/routing"), "uniform"))
         self.client.route = self.balancer.route
-        self.handler = Handler(env, database)
+        self.handler = Handler(env, database, series, recorder, name)
         self.endpoints = []
         for ep_name, ep in config.endpoints.items():
             kind = "normal" if ep.distribution == "lognormal" else "exponential"
@@ -56,6 +56,8 @@ class Service:
                 Draws(stream(seed, f"{name}/{ep_name}/work"), kind),
                 Draws(stream(seed, f"{name}/{ep_name}/errors"), "uniform"),
                 windows,
+                Draws(stream(seed, f"{name}/{ep_name}/locks"), "uniform"),
+                Draws(stream(seed, f"{name}/{ep_name}/orphans"), "uniform"),
             ))
         self.traffic = Traffic(
             env, RateCurve(rate_segments(config.traffic.rate, config.traffic.phases, scenario.duration)),
@@ -119,12 +121,23 @@ class World:
             for name, cfg in scenario.services.items()
         }
         self._log_triggers()
+        for inc in scenario.incidents:
+            if inc.kind in ("db_restart", "network_blip") and inc.start < scenario.duration:
+                Timer(self.env, inc.start, self._incident, inc)
+
+    def _incident(self, timer: Timer) -> None:
+        inc = timer.arg
+        if inc.kind == "db_restart":
+            self.database.restart(inc.end)
+        else:
+            self.database.network_drop(inc.end)
 
     def _log_triggers(self) -> None:
         rec, duration = self.recorder, self.scenario.duration
         for inc in self.scenario.incidents:
             who = ",".join(inc.services) if inc.services else ""
-            what = f"{inc.kind} x{inc.factor:g}" + (f" on {','.join(inc.endpoints)}" if inc.endpoints else "")
+            what = inc.kind + (f" x{inc.factor:g}" if inc.factor is not None else "") \
+                + (f" on {','.join(inc.endpoints)}" if inc.endpoints else "")
             if inc.start < duration:
                 rec.event(inc.start, who, "incident_start", what)
             if inc.end < duration:

@@ -1,0 +1,184 @@
+"""What PostgreSQL knows of each connection: its session, its open transaction,
+and what happens when nobody closes that transaction.
+
+A transaction released without COMMIT or ROLLBACK (an orphan), or left open by a
+handler that leaked its client, stays *idle in transaction* holding its locks.
+The next user of that connection runs inside it (BEGIN only warns); a COMMIT on
+it commits the orphan's work too; a ROLLBACK, a closed connection or
+`idle_in_transaction_session_timeout` rolls it back, and every request that
+succeeded with writes inside it has silently lost them. The server can also end
+sessions itself (the timeout, a restart, a silent network drop).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from simpy import Environment
+
+from ..metrics import Recorder, ServiceSeries
+from .timer import Deadline, Timer
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .pool import Connection
+
+IIT_TIMEOUT_TEXT = "FATAL 25P03 terminating connection due to idle-in-transaction timeout"
+ADMIN_TEXT = "FATAL 57P01 terminating connection due to administrator command"
+
+
+class Transaction:
+    """An open transaction on one session; an orphan holds its locks for all to see."""
+
+    __slots__ = ("series", "orphan", "open", "committed", "at_risk", "waiters")
+
+    def __init__(self, series: ServiceSeries):
+        self.series = series
+        self.orphan = False
+        self.open = True
+        self.committed = False
+        self.at_risk = 0  # requests that succeeded with writes inside it, not yet committed
+        self.waiters: list = []  # statements waiting for its locks
+
+
+class Sessions:
+    """The server's session table: transactions, idle-in-transaction, terminations."""
+
+    def __init__(self, env: Environment, database: "Database", recorder: Recorder, iit_timeout: float):
+        self.env = env
+        self.db = database
+        self.recorder = recorder
+        self.inv_bucket = recorder.inv_bucket
+        self.iit_timeout = iit_timeout
+        self.iit_level = recorder.db.idle_in_transaction
+        self.live: dict[int, "Connection"] = {}  # by connection id, in connect order
+        self.orphans: list[Transaction] = []     # open orphaned transactions, oldest first
+        self.next_id = 0
+
+    # --- sessions ----------------------------------------------------------
+    def opened(self, conn: "Connection") -> None:
+        """A connect succeeded: the backend is there."""
+        self.next_id += 1
+        conn.id = self.next_id
+        self.live[conn.id] = conn
+
+    def closed_by_client(self, conn: "Connection") -> None:
+        """The app closed the socket: the backend rolls back and frees its slot."""
+        if conn.dead or conn.id not in self.live:
+            return
+        self._end_session(conn)
+        self.db.free_slot()
+
+    def _end_session(self, conn: "Connection") -> None:
+        self.leave_iit(conn)
+        if conn.tx is not None:
+            self._end(conn.tx, committed=False)
+            conn.tx = None
+        del self.live[conn.id]
+
+    # --- transactions ------------------------------------------------------
+    def begin(self, conn: "Connection", series: ServiceSeries) -> bool:
+        """BEGIN; True when the session already had a transaction (someone else's)."""
+        if conn.tx is not None:
+            return True
+        conn.tx = Transaction(series)
+        return False
+
+    def commit(self, conn: "Connection") -> None:
+        """COMMIT: ends the session's transaction, the orphan's writes included."""
+        tx = conn.tx
+        if tx is not None:
+            conn.tx = None
+            self.leave_iit(conn)
+            self._end(tx, committed=True)
+
+    def rollback(self, conn: "Connection") -> None:
+        """ROLLBACK: ends it, and loses whatever orphaned work was inside."""
+        tx = conn.tx
+        if tx is not None:
+            conn.tx = None
+            self.leave_iit(conn)
+            self._end(tx, committed=False)
+
+    def orphan(self, conn: "Connection") -> None:
+        """The transaction is left open with nobody to close it: idle in transaction."""
+        tx = conn.tx
+        if tx is None:
+            return
+        if conn.dead:  # nothing left on the server to hold open
+            conn.tx = None
+            self._end(tx, committed=False)
+            return
+        if not tx.orphan:
+            tx.orphan = True
+            self.orphans.append(tx)
+        self.enter_iit(conn)
+
+    def _end(self, tx: Transaction, committed: bool) -> None:
+        tx.open = False
+        tx.committed = committed
+        if tx.orphan:
+            self.orphans.remove(tx)
+        if not committed and tx.at_risk:
+            tx.series.lost_writes[int(self.env.now * self.inv_bucket)] += tx.at_risk
+        tx.at_risk = 0
+        waiters, tx.waiters = tx.waiters, []
+        for stmt in waiters:
+            self.db.lock_released(stmt)
+
+    def blocker(self, conn: "Connection") -> Transaction | None:
+        """The open orphan whose locks a conflicting statement on `conn` waits for."""
+        for tx in self.orphans:
+            if tx is not conn.tx:
+                return tx
+        return None
+
+    # --- idle in transaction -----------------------------------------------
+    def enter_iit(self, conn: "Connection") -> None:
+        """The session has an open transaction and runs nothing: idle in transaction."""
+        if conn.tx is None or conn.iit or conn.dead:
+            return
+        now = self.env.now
+        conn.iit = True
+        conn.iit_since = now
+        self.iit_level.add(now, 1.0)
+        if self.iit_timeout > 0:
+            Deadline(self.env, self.iit_timeout, self._on_iit_timeout, (conn, now))
+
+    def leave_iit(self, conn: "Connection") -> None:
+        if conn.iit:
+            conn.iit = False
+            self.iit_level.add(self.env.now, -1.0)
+
+    def _on_iit_timeout(self, timer: Timer) -> None:
+        conn, since = timer.arg
+        if conn.iit and conn.iit_since == since and not conn.dead:
+            series = conn.tx.series if conn.tx is not None else conn.pool.series
+            series.sessions_killed[int(self.env.now * self.inv_bucket)] += 1
+            self.terminate(conn, IIT_TIMEOUT_TEXT)
+
+    # --- the server ends sessions -------------------------------------------
+    def terminate(self, conn: "Connection", text: str) -> None:
+        """The server ends the session (FATAL to the client): slot and locks freed at once."""
+        if conn.dead or conn.id not in self.live:
+            return
+        self._end_session(conn)
+        self.db.free_slot()
+        conn.dead = True
+        conn.pool.series.terminated[int(self.env.now * self.inv_bucket)] += 1
+        if conn.stmt is not None:
+            self.db.kill(conn.stmt, "connection_terminated")
+        conn.pool.server_terminated(conn, text)
+
+    def terminate_all(self, text: str) -> None:
+        """A restart: every session ends with 57P01."""
+        for conn in list(self.live.values()):
+            self.terminate(conn, text)
+
+    def drop_silently(self) -> None:
+        """A network drop: every session is gone, and the app finds out only on use."""
+        for conn in list(self.live.values()):
+            self._end_session(conn)
+            self.db.free_slot()
+            conn.dead = True
+            if conn.stmt is not None:
+                self.db.kill(conn.stmt, "connection_terminated")
