@@ -4,7 +4,9 @@ Each alert is a per-bucket condition that must hold for a sustained time, as a
 Prometheus rule with `for:` would: it fires once the condition has held for the
 sustain time (at the end of the bucket that completes it) and resolves at the
 start of the first bucket where the condition no longer holds. Times are
-seconds of simulated time.
+seconds of simulated time. Thresholds and sustain times come from the
+scenario's `[analysis]` table (the keys of DEFAULTS), the article's values
+when a key is absent.
 """
 from __future__ import annotations
 
@@ -16,35 +18,54 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .metrics import Event
 
-#: `pg_pool_waiting > 0` held this long (seconds).
-POOL_WAITING_SUSTAIN_S = 10.0
-#: `pg_pool_total / (ready pods x pool.max)` above this share ...
-POOL_SATURATION_SHARE = 0.8
-#: ... held this long (seconds).
-POOL_SATURATION_SUSTAIN_S = 30.0
-#: `pg_pool_total` below this share of its trailing maximum while traffic flows ...
-POOL_COLLAPSE_SHARE = 0.2
-#: ... over this trailing window (seconds) ...
-POOL_COLLAPSE_WINDOW_S = 600.0
-#: ... held this long (seconds); not evaluated while the trailing maximum is below 2.
-POOL_COLLAPSE_SUSTAIN_S = 60.0
+#: The `[analysis]` keys of the alerts and the article's values (seconds, shares).
+DEFAULTS: dict[str, float] = {
+    "pool_waiting_for": 10.0,        # `pg_pool_waiting > 0` held this long
+    "pool_saturation_share": 0.8,    # `pg_pool_total / (ready pods x pool.max)` above this share ...
+    "pool_saturation_for": 30.0,     # ... held this long
+    "pool_collapse_share": 0.2,      # `pg_pool_total` below this share of its trailing maximum, traffic flowing ...
+    "pool_collapse_window": 600.0,   # ... over this trailing window ...
+    "pool_collapse_for": 60.0,       # ... held this long
+    "db_connections_share": 0.8,     # database connections above this share of max_connections ...
+    "db_connections_for": 10.0,      # ... held this long
+    "idle_in_transaction_for": 10.0,  # sessions idle in transaction above zero held this long
+}
+#: pool_collapse is not evaluated while the trailing maximum is below this.
 POOL_COLLAPSE_MIN_PEAK = 2.0
-#: Database connections above this share of max_connections ...
-DB_CONNECTIONS_SHARE = 0.8
-#: ... held this long (seconds).
-DB_CONNECTIONS_SUSTAIN_S = 10.0
-#: Sessions idle in transaction above zero held this long (seconds).
-IDLE_IN_TRANSACTION_SUSTAIN_S = 10.0
 
 ALERT_NAMES = ("pool_waiting", "pool_saturation", "pool_collapse", "db_connections_high", "idle_in_transaction")
 
-ALERT_MEANINGS = {
-    "pool_waiting": f"requests waiting for a pool connection for {POOL_WAITING_SUSTAIN_S:g} s",
-    "pool_saturation": f"pool above {POOL_SATURATION_SHARE:.0%} of its maximum for {POOL_SATURATION_SUSTAIN_S:g} s",
-    "pool_collapse": f"pool total below {POOL_COLLAPSE_SHARE:.0%} of its recent peak while traffic flows",
-    "db_connections_high": f"database connections above {DB_CONNECTIONS_SHARE:.0%} of max_connections",
-    "idle_in_transaction": "sessions idle in transaction",
+#: Each alert's sustain-time key in DEFAULTS.
+SUSTAIN_KEYS = {
+    "pool_waiting": "pool_waiting_for",
+    "pool_saturation": "pool_saturation_for",
+    "pool_collapse": "pool_collapse_for",
+    "db_connections_high": "db_connections_for",
+    "idle_in_transaction": "idle_in_transaction_for",
 }
+
+
+def alert_settings(analysis: Any = None) -> dict[str, float]:
+    """The alerts' thresholds from an `[analysis]` table (or None), the defaults for absent keys."""
+    return {k: float(getattr(analysis, k, d)) for k, d in DEFAULTS.items()}
+
+
+def alert_meanings(settings: Optional[dict[str, float]] = None) -> dict[str, str]:
+    """What each alert means, in words, with its thresholds."""
+    s = settings or DEFAULTS
+    return {
+        "pool_waiting": f"requests waiting for a pool connection for {s['pool_waiting_for']:g} s",
+        "pool_saturation": (f"pool above {s['pool_saturation_share']:.0%} of its maximum "
+                            f"for {s['pool_saturation_for']:g} s"),
+        "pool_collapse": (f"pool total below {s['pool_collapse_share']:.0%} of its recent peak "
+                          f"while traffic flows, for {s['pool_collapse_for']:g} s"),
+        "db_connections_high": (f"database connections above {s['db_connections_share']:.0%} "
+                                f"of max_connections for {s['db_connections_for']:g} s"),
+        "idle_in_transaction": f"sessions idle in transaction for {s['idle_in_transaction_for']:g} s",
+    }
+
+
+ALERT_MEANINGS = alert_meanings()
 
 
 def episodes(condition: np.ndarray, bucket: float, sustain_s: float) -> list[tuple[float, Optional[float]]]:
@@ -77,17 +98,17 @@ def _rows(series: dict[str, np.ndarray], service: str) -> np.ndarray:
 
 
 def _service_conditions(series: dict[str, np.ndarray], service: str, pool_max: int,
-                        bucket: float) -> dict[str, np.ndarray]:
+                        bucket: float, s: dict[str, float]) -> dict[str, np.ndarray]:
     rows = _rows(series, service)
     total = series["pool_total"][rows]
     ready = series["pods_ready"][rows]
     capacity = ready * pool_max
     with np.errstate(divide="ignore", invalid="ignore"):
-        saturated = np.where(capacity > 0, total / np.where(capacity > 0, capacity, 1.0) > POOL_SATURATION_SHARE,
+        saturated = np.where(capacity > 0, total / np.where(capacity > 0, capacity, 1.0) > s["pool_saturation_share"],
                              total > 0)
-    window = max(1, math.ceil(POOL_COLLAPSE_WINDOW_S / bucket - 1e-9))
+    window = max(1, math.ceil(s["pool_collapse_window"] / bucket - 1e-9))
     peak = trailing_max(series["pool_total_max"][rows], window)
-    collapsed = ((peak >= POOL_COLLAPSE_MIN_PEAK) & (total < POOL_COLLAPSE_SHARE * peak)
+    collapsed = ((peak >= POOL_COLLAPSE_MIN_PEAK) & (total < s["pool_collapse_share"] * peak)
                  & (series["arrivals"][rows] > 0))
     return {
         # What a 1 s Prometheus scrape of waitingCount sees, not the bucket's peak:
@@ -98,40 +119,34 @@ def _service_conditions(series: dict[str, np.ndarray], service: str, pool_max: i
     }
 
 
-def _database_conditions(series: dict[str, np.ndarray], max_connections: int) -> dict[str, np.ndarray]:
+def _database_conditions(series: dict[str, np.ndarray], max_connections: int,
+                         s: dict[str, float]) -> dict[str, np.ndarray]:
     rows = _rows(series, series["service"][0]) if len(series["service"]) else slice(0, 0)
     return {
-        "db_connections_high": series["db_connections_max"][rows] > DB_CONNECTIONS_SHARE * max_connections,
+        "db_connections_high": series["db_connections_max"][rows] > s["db_connections_share"] * max_connections,
         # The article's `count(*) ... where state = 'idle in transaction'`, scraped each second:
         # a transaction's think time comes and goes between scrapes, an abandoned one stays.
         "idle_in_transaction": series["db_idle_in_transaction_sampled"][rows] > 0,
     }
 
 
-SUSTAIN_S = {
-    "pool_waiting": POOL_WAITING_SUSTAIN_S,
-    "pool_saturation": POOL_SATURATION_SUSTAIN_S,
-    "pool_collapse": POOL_COLLAPSE_SUSTAIN_S,
-    "db_connections_high": DB_CONNECTIONS_SUSTAIN_S,
-    "idle_in_transaction": IDLE_IN_TRANSACTION_SUSTAIN_S,
-}
-
-
 def evaluate_alerts(series: dict[str, np.ndarray], bucket: float, pool_max: dict[str, int],
-                    max_connections: int) -> list[dict[str, Any]]:
+                    max_connections: int, settings: Optional[dict[str, float]] = None) -> list[dict[str, Any]]:
     """Every firing of the five alerts: `{name, service, fired_at, resolved_at}`, by time.
 
     `pool_max` maps each service to its pool.max; database alerts have service "".
+    `settings` are the thresholds (alert_settings); the article's values when None.
     """
+    s = {**DEFAULTS, **(settings or {})}
     found: list[dict[str, Any]] = []
     conditions: list[tuple[str, str, np.ndarray]] = []
     for service, size in pool_max.items():
-        for name, cond in _service_conditions(series, service, size, bucket).items():
+        for name, cond in _service_conditions(series, service, size, bucket, s).items():
             conditions.append((name, service, cond))
-    for name, cond in _database_conditions(series, max_connections).items():
+    for name, cond in _database_conditions(series, max_connections, s).items():
         conditions.append((name, "", cond))
     for name, service, cond in conditions:
-        for fired, resolved in episodes(cond, bucket, SUSTAIN_S[name]):
+        for fired, resolved in episodes(cond, bucket, s[SUSTAIN_KEYS[name]]):
             found.append({"name": name, "service": service, "fired_at": fired, "resolved_at": resolved})
     found.sort(key=lambda a: (a["fired_at"], ALERT_NAMES.index(a["name"])))
     return found

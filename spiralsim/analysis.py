@@ -10,14 +10,18 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .alerts import alert_events, evaluate_alerts
+from .alerts import alert_events, alert_settings, evaluate_alerts
 from .metrics import FAILURE_KINDS, Event, Recording
 from .timeseries import hist_percentiles
 
 __all__ = [
     "summarize", "triggers", "degraded_buckets", "classify", "service_column",
-    "run_events", "alert_events",
+    "run_events", "alert_events", "first_degraded_s", "TROUBLE_COUNTS",
 ]
+
+#: Per-service counters of what the database saw go wrong, totalled in summary.json.
+TROUBLE_COUNTS = ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits",
+                  "sessions_killed", "terminated")
 
 
 def service_column(series: dict[str, np.ndarray], key: str, service: str) -> np.ndarray:
@@ -137,6 +141,13 @@ def _outcome(scenario: Any, rec: Recording, degraded: np.ndarray,
     return classify(degraded, rec.bucket, end, last_end, settle, tail)
 
 
+def first_degraded_s(degraded: np.ndarray, bucket: float) -> Optional[float]:
+    """When the first degraded bucket starts (the outage), None if there is none."""
+    if not degraded.any():
+        return None
+    return round(float(np.flatnonzero(degraded)[0]) * bucket, 6)
+
+
 # ---------------------------------------------------------------- per service
 
 
@@ -203,7 +214,18 @@ def _service_summary(rec: Recording, name: str, series: dict[str, np.ndarray],
         "pods_max": _count(pods_max),
         "crashes": int(s.crashes),
         "peak_db_connections": _count(np.max(c["db_connections_peak"], initial=0.0)),
+        **_trouble(c),
     }
+
+
+def _trouble(c: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Leaks, orphans, foreign statements, lost writes, lock waits, server-side kills (totals)."""
+    total = {k: (float(c[k].sum()) if k in c else 0.0) for k in TROUBLE_COUNTS + ("lock_wait_sum",)}
+    out: dict[str, Any] = {k: _count(total[k]) for k in TROUBLE_COUNTS}
+    out["lock_wait_ms"] = {"mean": _mean_ms(total["lock_wait_sum"], total["lock_waits"])}
+    dead = c.get("pool_dead_peak")
+    out["peak_pool_dead"] = _count(np.max(dead, initial=0.0)) if dead is not None else 0
+    return out
 
 
 def _database_summary(scenario: Any, rec: Recording, series: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -215,6 +237,8 @@ def _database_summary(scenario: Any, rec: Recording, series: dict[str, np.ndarra
         "refused_connects": _count(rec.db["refused"].sum()),
         "peak_cpu": round(float(np.max(db_cpu, initial=0.0)), 3),
         "max_connections": int(scenario.database.max_connections),
+        "peak_idle_in_transaction": _count(np.max(rec.db.get("idle_in_transaction_peak", np.zeros(0)),
+                                                  initial=0.0)),
     }
 
 
@@ -222,13 +246,22 @@ def _database_summary(scenario: Any, rec: Recording, series: dict[str, np.ndarra
 
 
 def summarize(scenario: Any, recording: Recording, series: dict[str, np.ndarray]) -> dict[str, Any]:
-    """summary.json (SCENARIO.md): outcome, recovery, per-service totals, database peaks, alerts."""
+    """summary.json (SCENARIO.md): outcome, recovery, per-service totals, database peaks, alerts.
+
+    Each alert carries `lead_s`: seconds from its firing to the first degraded
+    bucket (the outage); None without an outage or when it fired after it began.
+    """
     trig = triggers(scenario)
     degraded = degraded_buckets(scenario, series)
     outcome, recovery_s = _outcome(scenario, recording, degraded, trig)
     bounds = _phase_bounds(recording, trig)
     pool_max = {name: svc.pool.max for name, svc in scenario.services.items()}
-    alerts = evaluate_alerts(series, recording.bucket, pool_max, scenario.database.max_connections)
+    alerts = evaluate_alerts(series, recording.bucket, pool_max, scenario.database.max_connections,
+                             alert_settings(scenario.analysis))
+    outage = first_degraded_s(degraded, recording.bucket)
+    for a in alerts:
+        a["lead_s"] = (round(outage - a["fired_at"], 6)
+                       if outage is not None and a["fired_at"] <= outage + 1e-9 else None)
     return {
         "name": scenario.name,
         "seed": int(scenario.seed),

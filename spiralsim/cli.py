@@ -60,6 +60,41 @@ def _ms(ms: Optional[float]) -> str:
     return "-" if ms is None else (f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms")
 
 
+def _span(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:g} s"
+    h, rest = divmod(s, 3600)
+    return f"{h} h {rest // 60} min" if h else f"{rest // 60} min {rest % 60} s"
+
+
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
+
+
+def trouble_line(s: dict[str, Any]) -> Optional[str]:
+    """One service's leaks, orphans, lost writes and server-side kills, the non-zero ones; None if all zero."""
+    parts = []
+    if s.get("leaked"):
+        parts.append(_n(s["leaked"], "leaked connection", "leaked connections"))
+    if s.get("orphaned"):
+        parts.append(_n(s["orphaned"], "orphaned transaction", "orphaned transactions"))
+    if s.get("foreign_statements"):
+        parts.append(_n(s["foreign_statements"], "statement", "statements") + " in another request's transaction")
+    if s.get("lost_writes"):
+        parts.append(_n(s["lost_writes"], "request's writes", "requests' writes") + " lost")
+    if s.get("lock_waits"):
+        mean = (s.get("lock_wait_ms") or {}).get("mean")
+        parts.append(_n(s["lock_waits"], "lock wait", "lock waits") + (f" (mean {_ms(mean)})" if mean is not None else ""))
+    if s.get("sessions_killed"):
+        parts.append(_n(s["sessions_killed"], "session", "sessions") + " killed idle in transaction")
+    if s.get("terminated"):
+        parts.append(_n(s["terminated"], "connection", "connections") + " dropped by the database")
+    if s.get("peak_pool_dead"):
+        parts.append(f"up to {_n(s['peak_pool_dead'], 'dead client', 'dead clients')} in the pool")
+    return "  leaks: " + ", ".join(parts) if parts else None
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The short console summary of a run."""
     out = [f"outcome: {summary['outcome']}"
@@ -80,11 +115,19 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                    f"peak pool waiting {s['peak_pool_waiting']:,}")
         if s["crashes"] or s["pods_max"] > 1:
             out.append(f"  pods: up to {s['pods_max']}, {s['crashes']:,} crashes")
+        trouble = trouble_line(s)
+        if trouble:
+            out.append(trouble)
     db = summary["database"]
     out.append(f"database: peak {db['peak_connections']} of {db['max_connections']} connections, "
-               f"{db['refused_connects']:,} refused connects")
-    fired = [a["name"] + (f" ({a['service']})" if a["service"] else "") for a in summary["alerts"]]
-    out.append("alerts: " + (", ".join(dict.fromkeys(fired)) if fired else "none"))
+               f"{db['refused_connects']:,} refused connects"
+               + (f", peak {db['peak_idle_in_transaction']:,} idle in transaction"
+                  if db.get("peak_idle_in_transaction") else ""))
+    first: dict[str, Optional[float]] = {}  # each alert's first firing: its lead on the outage
+    for a in summary["alerts"]:
+        first.setdefault(a["name"] + (f" ({a['service']})" if a["service"] else ""), a.get("lead_s"))
+    fired = [name + (f" {_span(lead)} before the outage" if lead else "") for name, lead in first.items()]
+    out.append("alerts: " + (", ".join(fired) if fired else "none"))
     return out
 
 

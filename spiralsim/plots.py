@@ -1,4 +1,4 @@
-"""The post-mortem dashboard: seven panels sharing a time axis in minutes.
+"""The post-mortem dashboard: seven panels sharing a time axis in minutes (hours past 2 h).
 
 Built on `matplotlib.figure.Figure` directly (the Agg canvas, no pyplot state),
 so it is safe in threads, notebooks and headless runs alike.
@@ -36,27 +36,41 @@ TRIGGER_COLOURS = {"traffic": "tab:orange", "slow_queries": "tab:red", "db_resta
                    "network_blip": "tab:brown"}
 #: Events already shown as shaded windows, or too frequent to mark (every HPA period, every restart).
 SHADED_EVENTS = {"phase_start", "phase_end", "incident_start", "incident_end", "scale_hold",
-                 "pod_restart", "pod_ready", "alert_resolved"}
+                 "pod_restart", "pod_ready", "alert_resolved", "db_restart_start", "db_restart_end",
+                 "network_blip_start", "network_blip_end"}
 EVENT_COLOURS = {"scale_up": "tab:green", "scale_down": "tab:olive", "pod_crash": "tab:red",
-                 "first_refused_connect": "darkred", "schedule": "tab:cyan"}
+                 "first_refused_connect": "darkred", "schedule": "tab:cyan", "first_leak": "tab:pink",
+                 "first_orphan": "tab:pink", "session_killed": "tab:purple", "pool_error": "firebrick",
+                 "client_error": "firebrick"}
 SHORT_LABELS = {"first_pool_waiting": "first pool wait", "first_failure": "first failure",
                 "first_refused_connect": "first refused connect", "pod_crash": "crash",
                 "pod_restart": "restart", "pod_ready": "pod ready", "scale_up": "scale up",
-                "scale_down": "scale down", "alert_resolved": "resolved"}
+                "scale_down": "scale down", "alert_resolved": "resolved", "first_leak": "first leak",
+                "first_orphan": "first orphan", "session_killed": "session killed",
+                "pool_error": "pool error", "client_error": "client error"}
+STATE_COLOURS = {"active": "tab:green", "idle": "tab:gray", "idle in transaction": "tab:red"}
+#: Runs longer than this get an x axis in hours.
+HOURS_AXIS_S = 7200.0
 MAX_EVENT_LABELS = 16
 LABEL_LANES = 3  # labels closer than LABEL_GAP (share of the x range) go one lane lower
 LABEL_GAP = 0.02
 
 
+def time_unit(end: float) -> tuple[float, str]:
+    """(seconds per x unit, its name): minutes, or hours for runs longer than 2 hours."""
+    return (3600.0, "hours") if end > HOURS_AXIS_S else (60.0, "minutes")
+
+
 class _Panels:
-    """The series of one service, as plotted: minutes on x, per-second rates."""
+    """The series of one service, as plotted: minutes (or hours) on x, per-second rates."""
 
     def __init__(self, result: "Result"):
         self.result = result
         self.series = result.timeseries
         self.services = list(result.scenario.services)
         rec = result.recording
-        self.minutes = np.arange(rec.n_buckets) * rec.bucket / 60.0
+        self.unit_s, self.unit = time_unit(rec.end)
+        self.x = np.arange(rec.n_buckets) * rec.bucket / self.unit_s  # x, in self.unit
         self.seconds = np.where(rec.bucket_len > 0, rec.bucket_len, rec.bucket)
 
     def col(self, key: str, service: str) -> np.ndarray:
@@ -79,7 +93,7 @@ class _Panels:
         for si, name in enumerate(self.services):
             for mi, (key, label) in enumerate(metrics):
                 y = (self.per_s(key, name) if rate else self.col(key, name)) * scale
-                ax.plot(self.minutes, y, lw=1.2, label=self.label(name, label), **self.style(si, mi))
+                ax.plot(self.x, y, lw=1.2, label=self.label(name, label), **self.style(si, mi))
 
 
 def _load(p: _Panels, ax: "Axes") -> None:
@@ -105,11 +119,15 @@ def _failures(p: _Panels, ax: "Axes") -> None:
             labels.append(kind)
             colours.append(KIND_COLOURS[kind])
     if stacks:
-        ax.stackplot(p.minutes, *stacks, labels=labels, colors=colours, alpha=0.85)
+        ax.stackplot(p.x, *stacks, labels=labels, colors=colours, alpha=0.85)
     if len(p.services) > 1:
         for si, name in enumerate(p.services):
-            ax.plot(p.minutes, p.per_s("failures", name), lw=1.2, label=f"{name} failures",
+            ax.plot(p.x, p.per_s("failures", name), lw=1.2, label=f"{name} failures",
                     color=SERVICE_COLOURS[si % len(SERVICE_COLOURS)])
+    for si, name in enumerate(p.services):  # successes that were not: wrong data, not an error
+        if "lost_writes" in p.series and np.any(p.col("lost_writes", name) > 0):
+            ax.plot(p.x, p.per_s("lost_writes", name), lw=1.2, ls="--", color="black",
+                    label=p.label(name, "writes lost (succeeded)"))
     ax.set_ylabel("failures / s")
     ax.set_ylim(bottom=0)
 
@@ -117,6 +135,13 @@ def _failures(p: _Panels, ax: "Axes") -> None:
 def _pool(p: _Panels, ax: "Axes") -> None:
     p.lines(ax, [("pool_total", "pool total"), ("pool_idle", "pool idle"),
                  ("pool_waiting", "waiting (mean)"), ("pool_waiting_max", "waiting (max)")])
+    for si, name in enumerate(p.services):
+        if "pool_dead" in p.series and np.any(p.col("pool_dead", name) > 0):
+            ax.plot(p.x, p.col("pool_dead", name), lw=1.2, color="black",
+                    ls=LINESTYLES[si % len(LINESTYLES)], label=p.label(name, "dead (never given back)"))
+        if "leaked" in p.series and np.any(p.col("leaked", name) > 0):
+            ax.plot(p.x, np.cumsum(p.col("leaked", name)), lw=1.2, color="tab:pink",
+                    ls=LINESTYLES[si % len(LINESTYLES)], label=p.label(name, "leaked (cumulative)"))
     ax.set_ylabel("connections / callers\n(sum over pods)")
     waiting = max(float(np.nanmax(p.col("pool_waiting_max", s), initial=0.0)) for s in p.services)
     total = max(float(np.nanmax(p.col("pool_total_max", s), initial=0.0)) for s in p.services)
@@ -126,19 +151,28 @@ def _pool(p: _Panels, ax: "Axes") -> None:
 
 
 def _database(p: _Panels, ax: "Axes") -> None:
+    """pg_stat_activity: connections by state (stacked), per service when several, % of max on the right."""
     db = p.result.scenario.database
-    stacks = [p.col("db_connections_service", s) for s in p.services]
-    ax.stackplot(p.minutes, *stacks, labels=[f"{s} connections" for s in p.services],
-                 colors=[SERVICE_COLOURS[i % len(SERVICE_COLOURS)] for i in range(len(p.services))], alpha=0.45)
     first = p.services[0]
-    ax.plot(p.minutes, p.col("db_connections", first), color="black", lw=1.2, label="all connections")
+    states = [("db_active", "active"), ("db_idle", "idle"), ("db_idle_in_transaction", "idle in transaction")]
+    ax.stackplot(p.x, *[p.col(k, first) for k, _ in states], labels=[label for _, label in states],
+                 colors=[STATE_COLOURS[label] for _, label in states], alpha=0.45)
+    ax.plot(p.x, p.col("db_connections", first), color="black", lw=1.2, label="all connections")
+    if len(p.services) > 1:
+        for si, name in enumerate(p.services):
+            ax.plot(p.x, p.col("db_connections_service", name), lw=1.0, ls="--",
+                    color=SERVICE_COLOURS[si % len(SERVICE_COLOURS)], label=f"{name} connections")
     ax.axhline(db.max_connections, color="tab:red", lw=1.2, label=f"max_connections {db.max_connections}")
     ax.axhline(0.8 * db.max_connections, color="tab:red", ls="--", lw=1, label="80 %")
     usable = db.max_connections - getattr(db, "superuser_reserved_connections", 0)
     if usable != db.max_connections:
         ax.axhline(usable, color="tab:red", ls=":", lw=1, label=f"usable by apps {usable}")
-    ax.set_ylabel("database connections")
+    ax.set_ylabel("database connections\n(by state)")
     ax.set_ylim(0, 1.08 * max(db.max_connections, float(np.nanmax(p.col("db_connections_max", first), initial=0))))
+    m = float(db.max_connections)
+    pct = ax.secondary_yaxis("right", functions=(lambda c: 100.0 * c / m, lambda q: q * m / 100.0))
+    pct.set_ylabel("% of max_connections", fontsize=8)
+    pct.tick_params(labelsize=8)
 
 
 def _pods(p: _Panels, ax: "Axes") -> None:
@@ -150,7 +184,7 @@ def _pods(p: _Panels, ax: "Axes") -> None:
 
 def _cpu(p: _Panels, ax: "Axes") -> None:
     p.lines(ax, [("pod_cpu", "pod CPU")], scale=100.0)
-    ax.plot(p.minutes, 100.0 * p.col("db_cpu", p.services[0]), color="black", lw=1.2,
+    ax.plot(p.x, 100.0 * p.col("db_cpu", p.services[0]), color="black", lw=1.2,
             label="database CPU")
     ax.set_ylabel("CPU (%)")
     ax.set_ylim(0, 105)
@@ -160,10 +194,11 @@ PANEL_FUNCS = (_load, _latency, _failures, _pool, _database, _pods, _cpu)
 
 
 def _shade_triggers(result: "Result", axes: list["Axes"]) -> None:
+    unit_s, _ = time_unit(result.recording.end)
     for t in result.summary.get("triggers", []):
         colour = TRIGGER_COLOURS.get(t["kind"], "tab:gray")
         for ax in axes:
-            ax.axvspan(t["start"] / 60.0, t["end"] / 60.0, color=colour, alpha=0.12, lw=0)
+            ax.axvspan(t["start"] / unit_s, t["end"] / unit_s, color=colour, alpha=0.12, lw=0)
 
 
 def _mark_events(result: "Result", axes: list["Axes"]) -> None:
@@ -172,11 +207,12 @@ def _mark_events(result: "Result", axes: list["Axes"]) -> None:
     seen: set[tuple[str, str, str]] = set()
     labels = 0
     lanes = [-np.inf] * LABEL_LANES  # the x of the last label in each lane
-    gap = LABEL_GAP * result.recording.end / 60.0
+    unit_s, _ = time_unit(result.recording.end)
+    gap = LABEL_GAP * result.recording.end / unit_s
     top = axes[0]
     trans = blended_transform_factory(top.transData, top.transAxes)
     for e in marked:
-        x = e.time / 60.0
+        x = e.time / unit_s
         colour = EVENT_COLOURS.get(e.kind, "dimgray")
         for ax in axes:
             ax.axvline(x, color=colour, lw=0.8 if colour != "dimgray" else 0.6, alpha=0.6)
@@ -220,9 +256,11 @@ def dashboard(result: "Result", path: Optional[str | Path] = None) -> Figure:
     for ax in axes:
         handles, _ = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.8)
-    axes[-1].set_xlabel("time (minutes)")
-    axes[-1].set_xlim(0, result.recording.end / 60.0)
+            right = 1.07 if ax.child_axes else 1.01  # clear of a secondary axis' tick labels
+            ax.legend(loc="upper left", bbox_to_anchor=(right, 1.0), fontsize=8, framealpha=0.8)
+    unit_s, unit = time_unit(result.recording.end)
+    axes[-1].set_xlabel(f"time ({unit})")
+    axes[-1].set_xlim(0, result.recording.end / unit_s)
     fig.suptitle(_title(result), fontsize=14)
     if path is not None:
         fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})

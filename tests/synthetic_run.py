@@ -14,8 +14,10 @@ from spiralsim.timeseries import build_timeseries
 def fake_scenario(duration: float = 600.0, bucket: float = 1.0, services: tuple[str, ...] = ("api",),
                   phases: tuple = (), incidents: tuple = (), settle: float = 60.0,
                   error_rate: float = 0.01, p99: float = 1.0, max_connections: int = 100,
-                  pool_max: int = 10, description: str = "A synthetic story.") -> NS:
-    """An object shaped like spiralsim.scenario.Scenario, enough for analysis, plots and report."""
+                  pool_max: int = 10, description: str = "A synthetic story.", **analysis: float) -> NS:
+    """An object shaped like spiralsim.scenario.Scenario, enough for analysis, plots and report.
+
+    Extra keyword arguments become `[analysis]` keys (the alerts' thresholds)."""
     svcs = {
         name: NS(traffic=NS(rate=100.0, phases=[NS(start=s, end=e, rate=r, ramp=False) for s, e, r in phases]),
                  pool=NS(max=pool_max), pod=NS(replicas=2, schedule=[]), autoscaler=None)
@@ -29,7 +31,7 @@ def fake_scenario(duration: float = 600.0, bucket: float = 1.0, services: tuple[
         services=svcs,
         incidents=[NS(kind="slow_queries", start=s, end=e, factor=100.0, services=None, endpoints=None)
                    for s, e in incidents],
-        analysis=NS(error_rate_threshold=error_rate, latency_p99_threshold=p99, settle=settle),
+        analysis=NS(error_rate_threshold=error_rate, latency_p99_threshold=p99, settle=settle, **analysis),
     )
 
 
@@ -37,6 +39,11 @@ def healthy(t: float) -> dict:
     """A calm second: 100 requests in 5 ms, 2 pods, 3 connections in use."""
     return {"ok": 100, "fail": 0, "latency": 0.005, "pool_total": 4, "pool_idle": 1, "waiting": 0,
             "pods_ready": 2, "db_connections": 4, "idle_in_transaction": 0}
+
+
+#: Per-bucket counters a profile may set (0 unless it does), and the gauges.
+TROUBLE = ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits", "lock_wait_sum",
+           "sessions_killed", "terminated")
 
 
 def build(scenario: NS, profile: Callable[[float], dict] = healthy,
@@ -64,8 +71,12 @@ def build(scenario: NS, profile: Callable[[float], dict] = healthy,
             s.pool_waiting.set(t, p["waiting"])
             s.pods_ready.set(t, p["pods_ready"])
             s.db_connections.set(t, p["db_connections"])
+            s.pool_dead.set(t, p.get("pool_dead", 0))
+            for k in TROUBLE:
+                getattr(s, k)[b] = p.get(k, 0)
         rec.db.connections.set(t, p["db_connections"] * len(names))
         rec.db.idle_in_transaction.set(t, p["idle_in_transaction"])
+        rec.db.active.set(t, p.get("db_active", 0))
     for e in events:
         rec.event(*e)
     recording = rec.finalize(scenario.duration)
@@ -80,5 +91,21 @@ def spiral(start: float, stop: float) -> Callable[[float], dict]:
         if start <= t < stop:
             return {"ok": 50, "fail": 50, "latency": 3.0, "pool_total": 20, "pool_idle": 0, "waiting": 30,
                     "db_connections": 20}
+        return {}
+    return profile
+
+
+def leak(outage: float = 10800.0) -> Callable[[float], dict]:
+    """The pool empties at 1 h (a leak: connections checked out, never given back) while
+    traffic flows; from `outage` every request waits and half of them fail."""
+    def profile(t: float) -> dict:
+        if t >= outage:
+            return {"ok": 50, "fail": 50, "latency": 3.0, "pool_total": 0.5, "pool_idle": 0, "waiting": 30,
+                    "pool_dead": 10, "leaked": 0}
+        if t >= 3600:
+            return {"pool_total": 0.5, "pool_idle": 0, "pool_dead": 3,
+                    "leaked": 1 if int(t) % 100 == 0 else 0, "orphaned": 1 if int(t) % 1000 == 0 else 0,
+                    "lost_writes": 2 if int(t) % 1000 == 0 else 0, "idle_in_transaction": 1,
+                    "lock_waits": 1 if int(t) % 500 == 0 else 0, "lock_wait_sum": 0.25 if int(t) % 500 == 0 else 0}
         return {}
     return profile

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from spiralsim.alerts import alert_events, episodes, evaluate_alerts, trailing_max
+from spiralsim.alerts import (DEFAULTS, alert_events, alert_meanings, alert_settings, episodes,
+                              evaluate_alerts, trailing_max)
 from spiralsim.analysis import classify
 from spiralsim.metrics import FAILURE_KINDS
-from synthetic_run import build, fake_scenario, spiral
+from synthetic_run import build, fake_scenario, leak, spiral
 
 
 def test_stable_when_no_bucket_is_degraded():
@@ -156,3 +158,73 @@ def test_alerts_reach_the_event_log():
     assert ("alert_firing", "pool_waiting") in kinds and ("alert_resolved", "pool_waiting") in kinds
     times = [e.time for e in result.events]
     assert times == sorted(times)
+
+
+# ---------------------------------------------------------------- configurable alerts, lead, totals
+
+
+NON_DEFAULT = {"pool_waiting_for": 5.0, "pool_saturation_share": 0.5, "pool_saturation_for": 10.0,
+               "pool_collapse_share": 0.5, "pool_collapse_window": 100.0, "pool_collapse_for": 20.0,
+               "db_connections_share": 0.5, "db_connections_for": 5.0, "idle_in_transaction_for": 3.0}
+
+
+def _alerts_with(series, settings, pool_max=10):
+    return [(a["name"], a["service"], a["fired_at"], a["resolved_at"])
+            for a in evaluate_alerts(series, 1.0, {"api": pool_max}, 100, settings)]
+
+
+@pytest.mark.parametrize("cols, expected, default", [
+    ({"pool_waiting_sampled": (100, 130, 3)}, ("pool_waiting", "api", 105.0, 130.0), ("pool_waiting", "api", 110.0, 130.0)),
+    ({"pool_total": (200, 260, 11)}, ("pool_saturation", "api", 210.0, 260.0), None),
+    ({"pool_total": (300, 600, 1.5), "pool_total_max": (300, 600, 2)}, ("pool_collapse", "api", 320.0, 399.0), None),
+    ({"db_connections_max": (50, 70, 55)}, ("db_connections_high", "", 55.0, 70.0), None),
+    ({"db_idle_in_transaction_sampled": (10, 25, 1)}, ("idle_in_transaction", "", 13.0, 25.0),
+     ("idle_in_transaction", "", 20.0, 25.0)),
+])
+def test_each_alert_follows_its_analysis_settings(cols, expected, default):
+    series = _series(**cols)
+    assert _alerts_with(series, NON_DEFAULT) == [expected]
+    assert _alerts_with(series, None) == ([default] if default else [])
+    assert _alerts_with(series, alert_settings(None)) == _alerts_with(series, None)
+
+
+def test_non_default_settings_fire_nothing_on_a_healthy_series():
+    assert _alerts_with(_series(), NON_DEFAULT) == []
+
+
+def test_alert_settings_read_the_analysis_table_with_defaults():
+    s = alert_settings(SimpleNamespace(pool_waiting_for=3.0, settle=60.0))
+    assert s["pool_waiting_for"] == 3.0 and s["pool_saturation_share"] == DEFAULTS["pool_saturation_share"] == 0.8
+    assert set(s) == set(DEFAULTS)
+    assert "for 3 s" in alert_meanings(s)["pool_waiting"]
+
+
+def test_summary_uses_the_scenario_alert_settings():
+    sc = fake_scenario(incidents=[(120, 180)], pool_waiting_for=4.0)
+    fired = [a["fired_at"] for a in build(sc, spiral(120, 250)).summary["alerts"] if a["name"] == "pool_waiting"]
+    assert fired == [124.0]
+
+
+def test_lead_s_is_how_long_before_the_outage_an_alert_fired():
+    s = build(fake_scenario(duration=14400.0), leak(10800.0)).summary
+    by_name = {a["name"]: a for a in s["alerts"]}
+    assert by_name["pool_collapse"]["fired_at"] == 3660.0
+    assert by_name["pool_collapse"]["lead_s"] == 10800.0 - 3660.0
+    assert by_name["pool_waiting"]["fired_at"] == 10810.0 and by_name["pool_waiting"]["lead_s"] is None
+    assert all("lead_s" in a for a in s["alerts"])
+    assert all(a["lead_s"] is None for a in build(fake_scenario(), spiral(0, 0)).summary["alerts"])
+
+
+def test_trouble_totals_in_the_summary():
+    s = build(fake_scenario(duration=14400.0), leak(10800.0)).summary
+    api = s["services"]["api"]
+    assert api["leaked"] == 72  # one per 100 s from 1 h to 3 h
+    assert api["orphaned"] == 7 and api["lost_writes"] == 14
+    assert api["lock_waits"] == 14 and api["lock_wait_ms"] == {"mean": 250.0}
+    assert api["peak_pool_dead"] == 10
+    assert (api["foreign_statements"], api["sessions_killed"], api["terminated"]) == (0, 0, 0)
+    assert s["database"]["peak_idle_in_transaction"] == 1
+    json.dumps(s, allow_nan=False)
+    calm = build(fake_scenario()).summary
+    assert calm["services"]["api"]["leaked"] == 0 and calm["services"]["api"]["lock_wait_ms"] == {"mean": None}
+    assert calm["database"]["peak_idle_in_transaction"] == 0

@@ -169,9 +169,9 @@ def test_no_ready_pod_is_503_at_once():
 
 
 class DbHarness:
-    def __init__(self, **db):
+    def __init__(self, duration: float = 100.0, **db):
         self.env = simpy.Environment()
-        self.rec = Recorder(100.0, 1.0, ["api"])
+        self.rec = Recorder(duration, 1.0, ["api"])
         self.db = Database(self.env, DatabaseConfig(**db), self.rec)
         self.log = []
 
@@ -258,3 +258,4 @@ def test_gauge_sample_of_a_short_last_bucket_is_its_value_at_the_end():
     assert list(level.sample[:3]) == [4.0, 2.0, 2.0]
     assert list(level.area[:3]) == [2.0, 4.0 * 0.5 + 2.0 * 0.5, 1.0]
     assert list(level.peak[:3]) == [4.0, 4.0, 2.0]
+

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from spiralsim.cli import main
+from spiralsim.cli import main, summary_lines
 from spiralsim.metrics import Event
 from spiralsim.output import FILES, write_run
 from spiralsim.plots import PANELS, dashboard
 from spiralsim.report import mmss, render_report
 from spiralsim.scenario import scenario_from_dict
-from synthetic_run import build, fake_scenario, spiral
+from synthetic_run import build, fake_scenario, leak, spiral
 
 EVENTS = (
     Event(120.0, "", "incident_start", "slow_queries x100"),
@@ -152,3 +152,75 @@ def test_cli_default_folder_is_name_and_seed(tmp_path, capsys, monkeypatch):
     assert main(["run", str(path), "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(Path("runs") / "tiny-0")
     assert (tmp_path / "runs" / "tiny-0" / "report.md").exists()
+
+
+# ---------------------------------------------------------------- leaks, new events, alerts' lead
+
+
+NEW_EVENTS = (
+    Event(3600.0, "api", "first_leak", "GET /orders: no finally"),
+    Event(4000.0, "api", "first_orphan", "POST /pay"),
+    Event(5000.0, "", "session_killed", "pid 41"),
+    Event(5001.0, "", "session_killed", "pid 42"),
+    Event(5002.0, "", "session_killed", "pid 43"),
+    Event(6000.0, "", "db_restart_start", "restart 30 s"),
+    Event(6001.0, "api", "pool_error", "Connection terminated unexpectedly"),
+    Event(6002.0, "api", "client_error", "Connection terminated"),
+    Event(6003.0, "api", "client_error", "Connection terminated"),
+    Event(6030.0, "", "db_restart_end", ""),
+)
+
+
+@pytest.fixture(scope="module")
+def leaky():
+    return build(fake_scenario(duration=14400.0), leak(10800.0), NEW_EVENTS)
+
+
+def test_report_of_a_long_leak(leaky):
+    text = render_report(leaky)
+    assert "| 1:00:00 | The first leaked connection on `api`, checked out and never released" in text
+    assert "| 1:06:40 | The first orphaned transaction on `api`" in text
+    assert "| 1:23:20–1:23:22 | The database terminated 3 sessions idle in transaction" in text
+    assert "| 1:40:00 | The database went down for a restart: restart 30 s. |" in text
+    assert "| 1:40:30 | The database was back up after its restart. |" in text
+    assert "`api`'s pool emitted 'error': Connection terminated unexpectedly." in text
+    assert "An error event on a checked-out client of `api` (2 times)" in text
+    assert "## Alerts" in text and "began at 3:00:00" in text
+    assert ("- `pool_collapse` on `api` fired at 1:01:00" in text
+            and "fired 1 h 59 min before the outage." in text)
+    assert "fired 10 s after the outage began." in text
+    assert "| leaked connections | 72 |" in text
+    assert "| successes whose writes were rolled back | 14 |" in text
+    assert "| statements that waited for an orphan's locks | 14 (mean 250 ms) |" in text
+    assert "sessions killed" not in text  # zero rows are left out
+    assert "14 requests succeeded but had their writes rolled back" in text
+    assert "with no trigger to blame" in text
+
+
+def test_report_of_a_short_run_keeps_mm_ss_and_no_trouble_rows(result):
+    text = render_report(result)
+    assert "| 02:00 |" in text and "leaked connections" not in text
+    assert "- `pool_waiting` on `api` fired at 02:10" in text and "fired 10 s after the outage began." in text
+    assert result.summary["alerts"][0]["lead_s"] is None
+
+
+def test_dashboard_in_hours_with_states_and_leaks(leaky):
+    fig = dashboard(leaky)
+    assert len(fig.axes) == PANELS
+    assert fig.axes[-1].get_xlabel() == "time (hours)"
+    assert fig.axes[-1].get_xlim()[1] == pytest.approx(4.0)
+    db_labels = fig.axes[4].get_legend_handles_labels()[1]
+    assert {"active", "idle", "idle in transaction"} <= set(db_labels)
+    pool_labels = fig.axes[3].get_legend_handles_labels()[1]
+    assert "dead (never given back)" in pool_labels and "leaked (cumulative)" in pool_labels
+    assert "writes lost (succeeded)" in fig.axes[2].get_legend_handles_labels()[1]
+    assert dashboard(build(fake_scenario())).axes[-1].get_xlabel() == "time (minutes)"
+
+
+def test_cli_summary_has_one_leak_line_per_service(leaky):
+    lines = summary_lines(leaky.summary)
+    assert ("  leaks: 72 leaked connections, 7 orphaned transactions, 14 requests' writes lost, "
+            "14 lock waits (mean 250 ms), up to 10 dead clients in the pool") in lines
+    assert lines[-1] == ("alerts: idle_in_transaction 1 h 59 min before the outage, "
+                         "pool_collapse (api) 1 h 59 min before the outage, pool_waiting (api)")
+    assert not any(line.startswith("  leaks:") for line in summary_lines(build(fake_scenario()).summary))

@@ -8,6 +8,7 @@ connect is refused with SQLSTATE 53300 after costing the connect time.
 """
 from __future__ import annotations
 
+import math
 from heapq import heappop, heappush
 from typing import Callable
 
@@ -105,7 +106,9 @@ class CpuShare:
             return
         self._advance()
         heap = self.heap
-        limit = self.v + 1e-12
+        # Work left below a few ulps of the clock cannot move it: it is done now
+        # (else a delay that rounds to zero would fire again and again at this instant).
+        limit = self.v + 1e-12 + 4 * (math.ulp(self.env.now) + math.ulp(self.v))
         finished = []
         while heap and (heap[0][2].dead or heap[0][0] <= limit):
             _, _, job = heappop(heap)

@@ -1,0 +1,191 @@
+"""The post-mortem's "What happened": the cascade in time order, one row per event
+(or group of like events), with the first degraded bucket and the outcome."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Optional
+
+from .metrics import Event
+from .report_base import Run, cell, pct, s_, span
+
+MAX_ROWS = 40
+GROUPED = {"pod_crash", "pod_restart", "pod_ready", "scale_up", "scale_down", "alert_firing",
+           "session_killed", "pool_error", "client_error"}
+DB_EVENTS = {"first_refused_connect", "session_killed", "db_restart_start", "db_restart_end",
+             "db_restart", "network_blip_start", "network_blip_end", "network_blip"}
+_RATE = re.compile(r"rate\s+([\d.e+-]+)\s*->\s*([\d.e+-]+)")
+
+
+def _traffic(detail: str, service: str) -> str:
+    m = _RATE.search(detail)
+    if not m:
+        return f"Traffic to `{service}`: {detail}."
+    a, b = float(m.group(1)), float(m.group(2))
+    verb = "rose" if b > a else "fell" if b < a else "stayed"
+    return f"Traffic to `{service}` {verb} from {a:g} to {b:g} req/s."
+
+
+def _who(service: str) -> str:
+    return f" on `{service}`" if service else ""
+
+
+def _colon(detail: str) -> str:
+    return f": {detail}." if detail else "."
+
+
+def _times(n: int) -> str:
+    return f" ({n} times)" if n > 1 else ""
+
+
+#: One-off events: a sentence each, `{svc}` the service; the detail follows after a colon.
+_SENTENCES = {
+    "first_pool_waiting": "The first request waited for a connection in `{svc}`'s pool",
+    "first_leak": "The first leaked connection on `{svc}`, checked out and never released",
+    "first_orphan": "The first orphaned transaction on `{svc}`, released to the pool without COMMIT or ROLLBACK",
+    "db_restart_start": "The database went down for a restart",
+    "db_restart": "The database went down for a restart",
+    "db_restart_end": "The database was back up after its restart",
+    "network_blip_start": "A network blip began between the pods and the database",
+    "network_blip": "A network blip between the pods and the database",
+    "network_blip_end": "The network blip ended",
+}
+
+
+def describe(run: Run, group: list[Event]) -> str:
+    """The sentence of one row of "What happened"."""
+    e, n = group[0], len(group)
+    svc = e.service
+    if e.kind in ("phase_start", "phase_end"):
+        return _traffic(e.detail, svc)
+    if e.kind == "incident_start":
+        return f"Incident began{_who(svc)}: {e.detail}."
+    if e.kind == "incident_end":
+        return f"Incident ended{_who(svc)}: {e.detail}."
+    if e.kind in _SENTENCES:
+        return _SENTENCES[e.kind].format(svc=svc) + _colon(e.detail)
+    if e.kind == "first_failure":
+        return f"The first failed request on `{svc}`: {e.detail}."
+    if e.kind == "first_refused_connect":
+        return f"The database refused its first connection: {e.detail}."
+    if e.kind == "session_killed":
+        who = f" of `{svc}`" if svc else ""
+        if n > 1:
+            return f"The database terminated {n} sessions{who} idle in transaction" + _colon(
+                f"first: {e.detail}" if e.detail else "")
+        return f"The database terminated a session{who} idle in transaction" + _colon(e.detail)
+    if e.kind == "pool_error":
+        return f"`{svc}`'s pool emitted 'error'{_times(n)}" + _colon(e.detail)
+    if e.kind == "client_error":
+        return f"An error event on a checked-out client of `{svc}`{_times(n)}" + _colon(e.detail)
+    if e.kind == "alert_firing":
+        meaning = run.meanings.get(e.detail, "")
+        return f"Alert `{e.detail}` fired{_who(svc)}{_times(n)}" + (f": {meaning}." if meaning else ".")
+    if e.kind in ("scale_up", "scale_down"):
+        what = "up" if e.kind == "scale_up" else "down"
+        if n > 1:
+            return f"The autoscaler scaled `{svc}` {what} {n} times; first: {e.detail}; last: {group[-1].detail}."
+        return f"The autoscaler scaled `{svc}` {what}: {e.detail}."
+    label = {"pod_crash": "crashed", "pod_restart": "restarted", "pod_ready": "became ready"}.get(e.kind)
+    if label:
+        first = f"; first: {e.detail}" if e.detail else ""
+        return (f"{n} `{svc}` pods {label}{first}." if n > 1 else
+                f"A `{svc}` pod {label}" + (f": {e.detail}." if e.detail else "."))
+    return f"`{e.kind}`{_who(svc)}" + _colon(e.detail)
+
+
+def _alert_figures(run: Run, group: list[Event]) -> str:
+    e = group[0]
+    mine = [a for a in run.summary["alerts"] if a["name"] == e.detail and a["service"] == e.service
+            and a["fired_at"] <= group[-1].time + 1e-9]
+    resolved = mine[-1]["resolved_at"] if mine else None
+    tail = f"resolved {run.clock(resolved)}" if resolved is not None else "still firing at the end"
+    base = run.db_figures(e.time) if not e.service else run.service_figures(e.service, e.time)
+    first = next((a for a in mine if abs(a["fired_at"] - e.time) < 1e-6), None)
+    lead = first.get("lead_s") if first else None
+    if lead:
+        tail += f"; {span(lead)} before the outage"
+    return f"{base}; {tail}"
+
+
+def figures(run: Run, group: list[Event]) -> str:
+    """The figures cell of one row: the state of the service (or database) at the event."""
+    e = group[-1]
+    if group[0].kind == "alert_firing":
+        return _alert_figures(run, group)
+    if e.kind in DB_EVENTS or not e.service:
+        return run.db_figures(e.time)
+    return run.service_figures(e.service, e.time)
+
+
+def groups(events: list[Event]) -> list[list[Event]]:
+    """Consecutive events of one groupable kind and service (one alert) in one row."""
+    out: list[list[Event]] = []
+    for e in events:
+        if e.kind in ("alert_resolved", "scale_hold"):  # holds are every HPA period: events.csv has them
+            continue
+        key = (e.kind, e.service, e.detail if e.kind == "alert_firing" else "")
+        if out and e.kind in GROUPED:
+            g = out[-1][0]
+            if (g.kind, g.service, g.detail if g.kind == "alert_firing" else "") == key:
+                out[-1].append(e)
+                continue
+        out.append([e])
+    return out
+
+
+def _first_degraded_row(run: Run) -> Optional[tuple[float, str, str]]:
+    i = run.first_degraded_index()
+    if i is None:
+        return None
+    t = i * run.rec.bucket
+    a = run.sc.analysis
+    for svc in run.services:
+        fails = run.at("failures", svc, t)
+        ended = fails + run.at("successes", svc, t)
+        p99 = run.at("latency_p99_ms", svc, t)
+        if math.isfinite(p99) and p99 > 1000.0 * a.latency_p99_threshold:
+            what = f"`{svc}` p99 latency passed {s_(a.latency_p99_threshold)}."
+        elif ended and fails / ended > a.error_rate_threshold:
+            what = f"`{svc}` failures passed {pct(a.error_rate_threshold)} of requests."
+        else:
+            continue
+        return t, f"The first degraded {'second' if run.rec.bucket == 1.0 else 'bucket'}: {what}", \
+            run.service_figures(svc, t) + (f", {pct(fails / ended)} failed" if ended else "")
+    return None
+
+
+def _outcome_row(run: Run) -> tuple[float, str, str]:
+    s = run.summary
+    end = run.rec.end
+    if s["outcome"] == "recovered":
+        t = run.last_trigger_end() + s["recovery_s"] if s["triggers"] else s["recovery_s"]
+        if s["degraded_buckets"] and t > 0:
+            return t, "The last degraded bucket ended; the system has been healthy since.", ""
+        return t, "Healthy after the last trigger.", ""
+    if s["outcome"] == "stable":
+        return end, "The run ended with no degraded bucket.", ""
+    if s["outcome"] == "metastable":
+        return end, "The run ended still degraded though every trigger had ended.", \
+            "; ".join(run.service_figures(svc, end - run.rec.bucket) for svc in run.services)
+    return end, "The run ended before the outcome could be told.", ""
+
+
+def what_happened(run: Run) -> str:
+    rows: list[tuple[float, str, str, str]] = []
+    for group in groups(run.result.events):
+        t0, t1 = group[0].time, group[-1].time
+        when = run.clock(t0) if run.clock(t0) == run.clock(t1) else f"{run.clock(t0)}–{run.clock(t1)}"
+        rows.append((t0, when, describe(run, group), figures(run, group)))
+    for t, what, figs in filter(None, (_first_degraded_row(run), _outcome_row(run))):
+        rows.append((t, run.clock(t), what, figs))
+    rows.sort(key=lambda r: r[0])
+    lines = ["## What happened", "| time | what | figures |", "|---|---|---|"]
+    for _, when, what, figs in rows[:MAX_ROWS]:
+        lines.append(f"| {when} | {cell(what)} | {cell(figs)} |")
+    if len(rows) > MAX_ROWS:
+        lines.append(f"| … | {len(rows) - MAX_ROWS} more rows: see events.csv | |")
+    return "\n".join(lines)
+
+
+__all__ = ["what_happened", "describe", "figures", "groups"]
