@@ -220,9 +220,11 @@ def _service_summary(rec: Recording, name: str, series: dict[str, np.ndarray],
 
 def _trouble(c: dict[str, np.ndarray]) -> dict[str, Any]:
     """Leaks, orphans, foreign statements, lost writes, lock waits, server-side kills (totals)."""
-    total = {k: (float(c[k].sum()) if k in c else 0.0) for k in TROUBLE_COUNTS + ("lock_wait_sum",)}
+    total = {k: (float(c[k].sum()) if k in c else 0.0)
+             for k in TROUBLE_COUNTS + ("lock_wait_sum", "lock_waits_done")}
     out: dict[str, Any] = {k: _count(total[k]) for k in TROUBLE_COUNTS}
-    out["lock_wait_ms"] = {"mean": _mean_ms(total["lock_wait_sum"], total["lock_waits"])}
+    # mean over the waits that ended (one still waiting at the end has no length yet)
+    out["lock_wait_ms"] = {"mean": _mean_ms(total["lock_wait_sum"], total["lock_waits_done"])}
     dead = c.get("pool_dead_peak")
     out["peak_pool_dead"] = _count(np.max(dead, initial=0.0)) if dead is not None else 0
     return out

@@ -46,7 +46,7 @@ SERVICE_COUNTERS = (
     "connects", "refused_connects", "latency_sum", "acquires", "acquire_wait_sum",
     "cpu_busy", "closes", "queued",
     # what the database sees go wrong (issue: leaks, orphans, locks, server-side timeouts)
-    "leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits", "lock_wait_sum",
+    "leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits", "lock_waits_done", "lock_wait_sum",
     "sessions_killed", "terminated",
 )
 SERVICE_LEVELS = (

@@ -76,7 +76,8 @@ def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarr
                   "sessions_killed", "terminated"):
             col[k] = c[k]
         with np.errstate(invalid="ignore", divide="ignore"):
-            col["lock_wait_mean_ms"] = np.where(c["lock_waits"] > 0, 1000 * c["lock_wait_sum"] / c["lock_waits"], np.nan)
+            col["lock_wait_mean_ms"] = np.where(c["lock_waits_done"] > 0,
+                                                1000 * c["lock_wait_sum"] / np.maximum(c["lock_waits_done"], 1), np.nan)
         col["pool_dead"] = c["pool_dead_area"] / safe_len
         col["connects"] = c["connects"]
         col["closes"] = c["closes"]

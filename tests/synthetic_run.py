@@ -42,7 +42,7 @@ def healthy(t: float) -> dict:
 
 
 #: Per-bucket counters a profile may set (0 unless it does), and the gauges.
-TROUBLE = ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits", "lock_wait_sum",
+TROUBLE = ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits", "lock_waits_done", "lock_wait_sum",
            "sessions_killed", "terminated")
 
 
@@ -106,6 +106,7 @@ def leak(outage: float = 10800.0) -> Callable[[float], dict]:
             return {"pool_total": 0.5, "pool_idle": 0, "pool_dead": 3,
                     "leaked": 1 if int(t) % 100 == 0 else 0, "orphaned": 1 if int(t) % 1000 == 0 else 0,
                     "lost_writes": 2 if int(t) % 1000 == 0 else 0, "idle_in_transaction": 1,
-                    "lock_waits": 1 if int(t) % 500 == 0 else 0, "lock_wait_sum": 0.25 if int(t) % 500 == 0 else 0}
+                    "lock_waits": 1 if int(t) % 500 == 0 else 0, "lock_waits_done": 1 if int(t) % 500 == 0 else 0,
+                    "lock_wait_sum": 0.25 if int(t) % 500 == 0 else 0}
         return {}
     return profile

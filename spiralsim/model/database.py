@@ -220,6 +220,7 @@ class Database:
             stmt.phase = 3
             stmt.t0 = now
             blocker.waiters.append(stmt)
+            conn.pool.series.lock_waits[int(now * self.inv_bucket)] += 1
         else:
             self._run(stmt)
 
@@ -241,9 +242,10 @@ class Database:
         self._run(stmt)
 
     def _count_lock_wait(self, stmt: Statement) -> None:
+        """A lock wait is counted when it begins; its seconds when it ends."""
         series = stmt.conn.pool.series
         b = int(self.env.now * self.inv_bucket)
-        series.lock_waits[b] += 1
+        series.lock_waits_done[b] += 1
         series.lock_wait_sum[b] += self.env.now - stmt.t0
 
     def _after_cpu(self, stmt: Statement) -> None:

@@ -88,6 +88,7 @@ class Pool:
         self.idle: list[Connection] = []
         self.queue: deque[Waiter] = deque()
         self.waiting = 0
+        self.gone_in_queue = 0  # waiters that left but still sit in the deque
         self.waiting_level = waiting_level
         self.destroyed = False  # the process ended (crash or pool.end()): every socket closes
         self.on_error = None    # pool.on('error') handler, set by the pod
@@ -148,6 +149,12 @@ class Pool:
         if w.state == WAITING:
             w.state = GONE
             self._waiting(-1)
+            self.gone_in_queue += 1
+            if self.gone_in_queue > 64 and self.gone_in_queue > self.waiting:
+                # Nobody is being served (a pool of leaked clients): drop the departed, or the
+                # deque would keep every caller that ever timed out.
+                self.queue = deque(x for x in self.queue if x.state == WAITING)
+                self.gone_in_queue = 0
             self._handout(w, None, "acquire_timeout")
         elif w.state == OPENING:  # its new connection is still being opened
             w.state = GONE
@@ -157,6 +164,7 @@ class Pool:
         q = self.queue
         w = q.popleft()
         while w.state != WAITING:
+            self.gone_in_queue -= 1
             w = q.popleft()
         self._waiting(-1)
         return w
@@ -307,6 +315,7 @@ class Pool:
         for w in self.queue:
             w.state = GONE
         self.queue.clear()
+        self.gone_in_queue = 0
         if self.waiting:
             self._waiting(-self.waiting)
 
