@@ -89,31 +89,9 @@ def run_child(path: str, traced: bool) -> dict:
 # --- M/M/10: spiralsim beside plain SimPy ---------------------------------------
 def mmc_toml(duration: float, seed: int = 1) -> str:
     """The pool as an M/M/c queue: no CPU anywhere, no timeouts, c warm connections."""
-    return f"""
-name = "bench_mmc"
-duration = {duration!r}
-seed = {seed}
-[database]
-max_connections = {MMC_C + 10}
-[services.api.traffic]
-rate = {MMC_LAMBDA!r}
-[services.api.endpoints.q]
-kind = "query"
-statement_cpu = 0
-statement_wait = {1.0 / MMC_MU!r}
-distribution = "exponential"
-[services.api.client]
-timeout = 0
-[services.api.balancer]
-upstream_timeout = 0
-[services.api.pod]
-replicas = 1
-cpu_per_request = 0
-warm_connections = {MMC_C}
-[services.api.pool]
-max = {MMC_C}
-idle_timeout = 0
-"""
+    from spiralsim.textbook import queue_toml
+
+    return queue_toml(MMC_C, MMC_LAMBDA, MMC_MU, duration, seed)
 
 
 def spiralsim_mmc(duration: float) -> tuple[int, float]:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import simpy
 
+from spiralsim import textbook
 from spiralsim.model.world import World
 from spiralsim.scenario import scenario_from_toml
 
@@ -119,40 +120,7 @@ def assert_close(sim: float, se: float, theory: float, label: str, power: float 
 def queue_toml(c: int, lam: float, mu: float, duration: float, seed: int,
                tau: float = 0.0, distribution: str = "exponential") -> str:
     """A scenario in which the pool is an M/M/c (or M/D/c, or M/M/c+D with tau > 0) queue."""
-    return f"""
-name = "textbook_queue"
-duration = {duration!r}
-seed = {seed}
-bucket = {BUCKET_S!r}
-
-[database]
-max_connections = {c + 10}
-
-[services.api.traffic]
-rate = {lam!r}
-
-[services.api.endpoints.q]
-kind = "query"
-statement_cpu = 0
-statement_wait = {1.0 / mu!r}
-distribution = "{distribution}"
-
-[services.api.client]
-timeout = 0
-
-[services.api.balancer]
-upstream_timeout = 0
-
-[services.api.pod]
-replicas = 1
-cpu_per_request = 0
-warm_connections = {c}
-
-[services.api.pool]
-max = {c}
-idle_timeout = 0
-acquire_timeout = {tau!r}
-"""
+    return textbook.queue_toml(c, lam, mu, duration, seed, tau, distribution, BUCKET_S)
 
 
 def bucket_seconds(cols: dict[str, np.ndarray]) -> np.ndarray:
