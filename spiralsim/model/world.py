@@ -18,7 +18,6 @@ from .database import Database
 from .endpoint import Endpoint
 from .handler import Handler
 from .pod import GONE, READY, TERMINATING, Pod
-from .pool import Pool
 from .rng import Draws, stream
 from .timer import Timer
 from .traffic import Evenly, RateCurve, Traffic, rate_segments
