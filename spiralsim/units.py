@@ -33,6 +33,17 @@ def _bad(value: object) -> ValueError:
     return ValueError(f"bad duration {value!r} ({_HINT})")
 
 
+def _finite(number: object, value: object, not_finite: str) -> float:
+    """`number` as a finite float; the errors name the original `value`."""
+    try:
+        seconds = float(number)
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too large") from None
+    if not math.isfinite(seconds):
+        raise ValueError(not_finite)
+    return seconds
+
+
 def parse_duration(value: object) -> float:
     """Seconds (float) from a number of seconds or a string like "1m30s", "5ms", "1.5s".
 
@@ -43,13 +54,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a duration like '5s' or a number of seconds, got {value!r}")
     if isinstance(value, (int, float)):
-        try:
-            seconds = float(value)
-        except OverflowError:
-            raise ValueError(f"duration {value!r} is too large") from None
-        if not math.isfinite(seconds):
-            raise ValueError(f"duration must be finite, got {value!r}")
-        return seconds
+        return _finite(value, value, f"duration must be finite, got {value!r}")
     text = value.strip()
     negative = text.startswith("-")
     if negative:
@@ -64,12 +69,7 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"bad duration {value!r} (units must go largest first, each once)")
         last_rank = rank
         total += Fraction(Decimal(number)) * UNITS[unit]
-    try:
-        seconds = float(total)
-    except OverflowError:
-        raise ValueError(f"duration {value!r} is too large") from None
-    if not math.isfinite(seconds):
-        raise ValueError(f"duration {value!r} is too large")
+    seconds = _finite(total, value, f"duration {value!r} is too large")
     return -seconds if negative else seconds
 
 
