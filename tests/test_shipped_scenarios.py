@@ -7,19 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shipped import SCENARIOS, run
 from spiralsim import load_scenario, simulate
 from spiralsim.metrics import FAILURE_KINDS
 from spiralsim.model.world import World
-
-SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.toml"))
-_cache: dict[tuple, object] = {}
-
-
-def run(path: Path, *overrides: str):
-    key = (path, overrides)
-    if key not in _cache:
-        _cache[key] = simulate(load_scenario(path, overrides))
-    return _cache[key]
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
