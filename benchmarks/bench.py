@@ -89,7 +89,7 @@ def run_child(path: str, traced: bool) -> dict:
 # --- M/M/10: spiralsim beside plain SimPy ---------------------------------------
 def mmc_toml(duration: float, seed: int = 1) -> str:
     """The pool as an M/M/c queue: no CPU anywhere, no timeouts, c warm connections."""
-    from spiralsim.textbook import queue_toml
+    from spiralsim.scenario.textbook import queue_toml
 
     return queue_toml(MMC_C, MMC_LAMBDA, MMC_MU, duration, seed)
 

@@ -19,7 +19,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def fingerprint(result) -> dict:
     """What a golden file holds of a run: the summary as written, and the CSVs' SHA-256."""
-    from spiralsim.output import events_csv, summary_json, timeseries_csv
+    from spiralsim.report.run_folder import events_csv, summary_json, timeseries_csv
 
     return {
         "summary": json.loads(summary_json(result.summary)),

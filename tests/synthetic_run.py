@@ -1,38 +1,39 @@
-"""Synthetic runs for the output-side tests: a scenario-shaped namespace and a
-Recording written bucket by bucket through the Recorder, no model involved."""
+"""Synthetic runs for the output-side tests: a real scenario and a Recording written
+bucket by bucket through the Recorder, no model involved."""
 from __future__ import annotations
 
-from types import SimpleNamespace as NS
 from typing import Callable
 
 from spiralsim.analysis import run_events, summarize
-from spiralsim.metrics import HIST_BINS, KIND_INDEX, Event, Recorder, hist_bin
-from spiralsim.result import Result
-from spiralsim.timeseries import build_timeseries
+from spiralsim.metrics import HIST_BINS, Event, Recorder, hist_bin
+from spiralsim.vocabulary import KIND_INDEX
+from spiralsim.analysis import Result
+from spiralsim.scenario import Scenario, scenario_from_dict
+from spiralsim.analysis import build_timeseries
 
 
 def fake_scenario(duration: float = 600.0, bucket: float = 1.0, services: tuple[str, ...] = ("api",),
                   phases: tuple = (), incidents: tuple = (), settle: float = 60.0,
                   error_rate: float = 0.01, p99: float = 1.0, max_connections: int = 100,
-                  pool_max: int = 10, description: str = "A synthetic story.", **analysis: float) -> NS:
-    """An object shaped like spiralsim.scenario.Scenario, enough for analysis, plots and report.
+                  pool_max: int = 10, description: str = "A synthetic story.", **analysis: float) -> Scenario:
+    """A real, validated scenario for the synthetic runs: 100 req/s on 2 pods per service,
+    `phases` as (start, end, rate), `incidents` as slow_queries windows (start, end).
 
     Extra keyword arguments become `[analysis]` keys (the alerts' thresholds)."""
-    svcs = {
-        name: NS(traffic=NS(rate=100.0, phases=[NS(start=s, end=e, rate=r, ramp=False) for s, e, r in phases]),
-                 pool=NS(max=pool_max), pod=NS(replicas=2, schedule=[]), autoscaler=None)
-        for name in services
-    }
-    return NS(
-        name="synthetic", title="A synthetic run", description=description, duration=duration,
-        seed=7, bucket=bucket,
-        database=NS(max_connections=max_connections, superuser_reserved_connections=3,
-                    other_connections=0, cores=4),
-        services=svcs,
-        incidents=[NS(kind="slow_queries", start=s, end=e, factor=100.0, services=None, endpoints=None)
-                   for s, e in incidents],
-        analysis=NS(error_rate_threshold=error_rate, latency_p99_threshold=p99, settle=settle, **analysis),
-    )
+    return scenario_from_dict({
+        "name": "synthetic", "title": "A synthetic run", "description": description,
+        "duration": duration, "seed": 7, "bucket": bucket,
+        "database": {"max_connections": max_connections},
+        "services": {name: {
+            "traffic": {"rate": 100.0, "phases": [{"start": s, "end": e, "rate": r} for s, e, r in phases]},
+            "endpoints": {"q": {}},
+            "pool": {"max": pool_max},
+            "pod": {"replicas": 2},
+        } for name in services},
+        "incidents": [{"kind": "slow_queries", "start": s, "end": e, "factor": 100.0} for s, e in incidents],
+        "analysis": {"error_rate_threshold": error_rate, "latency_p99_threshold": p99, "settle": settle,
+                     **analysis},
+    })
 
 
 def healthy(t: float) -> dict:
@@ -46,11 +47,11 @@ TROUBLE = ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_wait
            "sessions_killed", "terminated")
 
 
-def build(scenario: NS, profile: Callable[[float], dict] = healthy,
+def build(scenario: Scenario, profile: Callable[[float], dict] = healthy,
           events: tuple[Event, ...] = ()) -> Result:
     """Write `profile(t)` for every bucket into a Recorder, finalize, analyse."""
     names = list(scenario.services)
-    rec = Recorder(scenario.duration, scenario.bucket, names)
+    rec = Recorder(scenario.duration, scenario.bucket, names, scenario.database.max_connections)
     for b in range(rec.n_buckets):
         t = b * scenario.bucket
         p = {**healthy(t), **profile(t)}
@@ -80,7 +81,7 @@ def build(scenario: NS, profile: Callable[[float], dict] = healthy,
     for e in events:
         rec.event(*e)
     recording = rec.finalize(scenario.duration)
-    series = build_timeseries(recording, scenario.database.max_connections)
+    series = build_timeseries(recording)
     summary = summarize(scenario, recording, series)
     return Result(scenario, recording, series, run_events(recording, summary), summary)
 

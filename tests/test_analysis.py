@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from spiralsim.alerts import (DEFAULTS, alert_events, alert_meanings, alert_settings, episodes,
-                              evaluate_alerts, trailing_max)
 from spiralsim.analysis import classify
-from spiralsim.metrics import FAILURE_KINDS
+from spiralsim.analysis.alerts import ALERTS, alert_events, alert_meanings, episodes, evaluate_alerts, trailing_max
+from spiralsim.scenario import AnalysisConfig
+from spiralsim.vocabulary import FAILURE_KINDS
 from synthetic_run import build, fake_scenario, leak, spiral
 
 
@@ -75,7 +74,7 @@ def test_traffic_phases_above_the_base_rate_are_triggers():
 def test_totals_phases_and_json():
     s = build(fake_scenario(incidents=[(120, 180)]), spiral(120, 250)).summary
     api = s["services"]["api"]
-    assert set(api["failures"]) == set(FAILURE_KINDS)
+    assert set(api["failures"]) == {k.name for k in FAILURE_KINDS}
     assert api["requests"] == api["successes"] + api["failures_total"] + api["in_flight"]
     assert api["failures_total"] == 130 * 50
     assert api["amplification"] == 1.0
@@ -169,8 +168,9 @@ NON_DEFAULT = {"pool_waiting_for": 5.0, "pool_saturation_share": 0.5, "pool_satu
 
 
 def _alerts_with(series, settings, pool_max=10):
+    analysis = AnalysisConfig(**settings) if settings is not None else AnalysisConfig()
     return [(a["name"], a["service"], a["fired_at"], a["resolved_at"])
-            for a in evaluate_alerts(series, 1.0, {"api": pool_max}, 100, settings)]
+            for a in evaluate_alerts(series, 1.0, {"api": pool_max}, 100, analysis)]
 
 
 @pytest.mark.parametrize("cols, expected, default", [
@@ -185,18 +185,19 @@ def test_each_alert_follows_its_analysis_settings(cols, expected, default):
     series = _series(**cols)
     assert _alerts_with(series, NON_DEFAULT) == [expected]
     assert _alerts_with(series, None) == ([default] if default else [])
-    assert _alerts_with(series, alert_settings(None)) == _alerts_with(series, None)
 
 
 def test_non_default_settings_fire_nothing_on_a_healthy_series():
     assert _alerts_with(_series(), NON_DEFAULT) == []
 
 
-def test_alert_settings_read_the_analysis_table_with_defaults():
-    s = alert_settings(SimpleNamespace(pool_waiting_for=3.0, settle=60.0))
-    assert s["pool_waiting_for"] == 3.0 and s["pool_saturation_share"] == DEFAULTS["pool_saturation_share"] == 0.8
-    assert set(s) == set(DEFAULTS)
-    assert "for 3 s" in alert_meanings(s)["pool_waiting"]
+def test_every_alert_reads_its_settings_from_the_analysis_table():
+    fields = AnalysisConfig.model_fields
+    for alert in ALERTS:
+        assert alert.sustain in fields, alert.name
+    assert AnalysisConfig().pool_saturation_share == 0.8  # the article's value is the default
+    assert "for 3 s" in alert_meanings(AnalysisConfig(pool_waiting_for=3.0))["pool_waiting"]
+    assert set(alert_meanings()) == {a.name for a in ALERTS}
 
 
 def test_summary_uses_the_scenario_alert_settings():

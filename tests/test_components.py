@@ -9,14 +9,15 @@ import simpy
 
 from spiralsim import scenario_from_toml, simulate
 from spiralsim.metrics import Recorder
-from spiralsim.model.client import Client, Request
+from spiralsim.model.client import Client
+from spiralsim.model.request import Request
 from spiralsim.model.database import Database
 from spiralsim.model.timer import Timer
 from spiralsim.model.traffic import RateCurve, rate_segments
 from spiralsim.model.world import World
-from spiralsim.scenario import Client as ClientConfig
-from spiralsim.scenario import Database as DatabaseConfig
-from spiralsim.scenario import Phase
+from spiralsim.scenario import ClientConfig
+from spiralsim.scenario import DatabaseConfig
+from spiralsim.scenario import PhaseConfig as Phase
 
 
 def textbook(endpoint: dict | None = None, *, pool: dict | None = None, client: dict | None = None,
@@ -97,7 +98,7 @@ class FixedDraws:
 ])
 def test_exponential_backoff_with_brookers_jitters(jitter, u, expected):
     env = simpy.Environment()
-    rec = Recorder(10.0, 1.0, ["api"])
+    rec = Recorder(10.0, 1.0, ["api"], 100)
     config = ClientConfig(backoff="exponential", backoff_base=0.1, backoff_cap=1.0, jitter=jitter, max_attempts=9)
     client = Client(env, config, 30.0, rec.services["api"], rec, "api", FixedDraws(u))
     req = Request(0.0, None, [], 0)
@@ -110,7 +111,7 @@ def test_exponential_backoff_with_brookers_jitters(jitter, u, expected):
 
 def test_decorrelated_jitter_grows_from_base_and_is_capped():
     env = simpy.Environment()
-    rec = Recorder(10.0, 1.0, ["api"])
+    rec = Recorder(10.0, 1.0, ["api"], 100)
     config = ClientConfig(backoff="exponential", backoff_base=0.1, backoff_cap=1.0, jitter="decorrelated")
     client = Client(env, config, 30.0, rec.services["api"], rec, "api", FixedDraws(1.0))
     req = Request(0.0, None, [], 0)
@@ -171,7 +172,7 @@ def test_no_ready_pod_is_503_at_once():
 class DbHarness:
     def __init__(self, duration: float = 100.0, **db):
         self.env = simpy.Environment()
-        self.rec = Recorder(duration, 1.0, ["api"])
+        self.rec = Recorder(duration, 1.0, ["api"], 100)
         self.db = Database(self.env, DatabaseConfig(**db), self.rec)
         self.log = []
 

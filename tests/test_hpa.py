@@ -4,7 +4,7 @@ the highest recommendation of 300 s down, not-ready pods at 0 % for cpu scale-up
 from __future__ import annotations
 
 from spiralsim.model.hpa import Hpa, Observation
-from spiralsim.scenario import Autoscaler
+from spiralsim.scenario import AutoscalerConfig as Autoscaler
 
 
 def hpa(**kw) -> Hpa:

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from spiralsim.cli import main, summary_lines
+from spiralsim.cli import main
+from spiralsim.report import summary_lines
 from spiralsim.metrics import Event
-from spiralsim.output import FILES, write_run
-from spiralsim.plots import PANELS, dashboard
-from spiralsim.report import mmss, render_report
+from spiralsim.report.run_folder import FILES, write_run
+from spiralsim.report.dashboard import PANELS, dashboard
+from spiralsim.report import render_report
+from spiralsim.report.format import mmss
 from spiralsim.scenario import scenario_from_dict
 from synthetic_run import build, fake_scenario, leak, spiral
 
@@ -160,14 +162,14 @@ def test_cli_default_folder_is_name_and_seed(tmp_path, capsys, monkeypatch):
 NEW_EVENTS = (
     Event(3600.0, "api", "first_leak", "GET /orders: no finally"),
     Event(4000.0, "api", "first_orphan", "POST /pay"),
-    Event(5000.0, "", "session_killed", "pid 41"),
-    Event(5001.0, "", "session_killed", "pid 42"),
-    Event(5002.0, "", "session_killed", "pid 43"),
-    Event(6000.0, "", "db_restart_start", "restart 30 s"),
+    Event(5000.0, "api", "pod_crash", "api-0 crashed: unhandled 'error' event; restart in 10 s"),
+    Event(5001.0, "api", "pod_crash", "api-1 crashed: unhandled 'error' event; restart in 10 s"),
+    Event(5002.0, "api", "pod_crash", "api-2 crashed: unhandled 'error' event; restart in 10 s"),
+    Event(6000.0, "", "incident_start", "db_restart"),
     Event(6001.0, "api", "pool_error", "Connection terminated unexpectedly"),
     Event(6002.0, "api", "client_error", "Connection terminated"),
     Event(6003.0, "api", "client_error", "Connection terminated"),
-    Event(6030.0, "", "db_restart_end", ""),
+    Event(6030.0, "", "incident_end", "db_restart"),
 )
 
 
@@ -180,9 +182,9 @@ def test_report_of_a_long_leak(leaky):
     text = render_report(leaky)
     assert "| 1:00:00 | The first leaked connection on `api`, checked out and never released" in text
     assert "| 1:06:40 | The first orphaned transaction on `api`" in text
-    assert "| 1:23:20–1:23:22 | The database terminated 3 sessions idle in transaction" in text
-    assert "| 1:40:00 | The database went down for a restart: restart 30 s. |" in text
-    assert "| 1:40:30 | The database was back up after its restart. |" in text
+    assert "| 1:23:20–1:23:22 | 3 `api` pods crashed; first: api-0 crashed: unhandled 'error' event" in text
+    assert "| 1:40:00 | Incident began: db_restart. |" in text
+    assert "| 1:40:30 | Incident ended: db_restart. |" in text
     assert "`api`'s pool emitted 'error': Connection terminated unexpectedly." in text
     assert "An error event on a checked-out client of `api` (2 times)" in text
     assert "## Alerts" in text and "began at 3:00:00" in text

@@ -7,8 +7,8 @@ from spiralsim.metrics import Recorder
 from spiralsim.model.database import FULL_TEXT, RESERVED_TEXT, Database
 from spiralsim.model.pool import Pool
 from spiralsim.model.timer import Timer
-from spiralsim.scenario import Database as DatabaseConfig
-from spiralsim.scenario import Pool as PoolConfig
+from spiralsim.scenario import DatabaseConfig
+from spiralsim.scenario import PoolConfig
 
 
 class Harness:
@@ -16,7 +16,7 @@ class Harness:
 
     def __init__(self, db: dict | None = None, **pool):
         self.env = simpy.Environment()
-        self.rec = Recorder(1000.0, 1.0, ["api"])
+        self.rec = Recorder(1000.0, 1.0, ["api"], 100)
         self.db = Database(self.env, DatabaseConfig(**(db or {})), self.rec)
         series = self.rec.services["api"]
         self.pool = Pool(self.env, PoolConfig(**pool), self.db, series,

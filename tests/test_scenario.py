@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spiralsim.scenario import (
-    Analysis,
-    Balancer,
-    Client,
-    Database,
-    Endpoint,
-    Pod,
-    Pool,
+    AnalysisConfig,
+    BalancerConfig,
+    ClientConfig,
+    DatabaseConfig,
+    EndpointConfig,
+    PodConfig,
+    PoolConfig,
     Scenario,
     ScenarioError,
     apply_overrides,
@@ -25,8 +25,8 @@ from spiralsim.scenario import (
     scenario_from_toml,
     scenario_to_toml,
 )
-from spiralsim.scenario_errors import NOT_SUPPORTED_YET
-from spiralsim.units import format_duration, parse_duration
+from spiralsim.scenario.errors import NOT_SUPPORTED_YET
+from spiralsim.scenario.durations import format_duration, parse_duration
 
 MINIMAL = """
 duration = "10m"
@@ -161,20 +161,20 @@ def test_whole_units_round_trip(n, unit):
 def test_defaults_match_scenario_md():
     s = scenario_from_toml(MINIMAL)
     assert (s.name, s.title, s.description, s.duration, s.seed, s.bucket) == ("scenario", "", "", 600.0, 0, 1.0)
-    assert s.database == Database(max_connections=100, superuser_reserved_connections=3, other_connections=0,
+    assert s.database == DatabaseConfig(max_connections=100, superuser_reserved_connections=3, other_connections=0,
                                   connect_time=0.03, cores=4, statement_timeout=0.0)
     api = s.services["api"]
     assert api.traffic.rate == 100.0 and api.traffic.phases == []
-    assert api.endpoints["get_user"] == Endpoint(
+    assert api.endpoints["get_user"] == EndpointConfig(
         weight=1.0, kind="query", statements=1, think=0.0, statement_cpu=0.001, statement_wait=0.004,
         distribution="exponential", sigma=1.0, error_rate=0.0)
-    assert api.client == Client(timeout=10.0, max_attempts=1, backoff="none", backoff_base=0.1, backoff_cap=20.0,
+    assert api.client == ClientConfig(timeout=10.0, max_attempts=1, backoff="none", backoff_base=0.1, backoff_cap=20.0,
                                 jitter="none")
-    assert api.balancer == Balancer(policy="round_robin", upstream_timeout=30.0)
-    assert api.pod == Pod(replicas=1, cpu_per_request=0.001, warm_connections=0, max_inflight=0)
-    assert api.pool == Pool(max=10, min=0, acquire_timeout=0.0, idle_timeout=10.0, max_lifetime=0.0, max_uses=0)
+    assert api.balancer == BalancerConfig(policy="round_robin", upstream_timeout=30.0)
+    assert api.pod == PodConfig(replicas=1, cpu_per_request=0.001, warm_connections=0, max_inflight=0)
+    assert api.pool == PoolConfig(max=10, min=0, acquire_timeout=0.0, idle_timeout=10.0, max_lifetime=0.0, max_uses=0)
     assert s.incidents == []
-    assert s.analysis == Analysis(error_rate_threshold=0.01, latency_p99_threshold=1.0, settle=60.0)
+    assert s.analysis == AnalysisConfig(error_rate_threshold=0.01, latency_p99_threshold=1.0, settle=60.0)
 
 
 def test_full_example_loads():

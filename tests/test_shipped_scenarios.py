@@ -9,7 +9,7 @@ import pytest
 
 from shipped import SCENARIOS, run
 from spiralsim import load_scenario, simulate
-from spiralsim.metrics import FAILURE_KINDS
+from spiralsim.vocabulary import EVENT_KINDS, FAILURE_KINDS
 from spiralsim.model.world import World
 
 
@@ -18,7 +18,7 @@ def test_every_request_ends_in_exactly_one_outcome(path):
     result = run(path)
     for name, s in result.recording.services.items():
         c = s.cols
-        failures = sum(c["failures_" + k].sum() for k in FAILURE_KINDS)
+        failures = sum(c[k.column].sum() for k in FAILURE_KINDS)
         requests = c["arrivals"].sum()
         # in_flight comes from the model's own count of open requests, not from the difference.
         assert requests == c["successes"].sum() + failures + s.open_requests
@@ -96,3 +96,9 @@ def test_slow_query_spirals_then_recovers():
     assert api["p99_ms"]["before"] < 100 and api["p99_ms"]["during"] > 3000
     assert api["amplification"] > 1.5  # the retries
     assert api["wasted"] > 0  # work done for callers that had left
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_every_event_kind_is_in_the_vocabulary(path):
+    """The report and the dashboard read each kind's row: a kind the model writes must have one."""
+    assert {e.kind for e in run(path).events} <= set(EVENT_KINDS)

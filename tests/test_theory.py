@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import simpy
 
-from spiralsim import textbook
+from spiralsim.scenario import textbook
 from spiralsim.model.world import World
 from spiralsim.scenario import scenario_from_toml
 

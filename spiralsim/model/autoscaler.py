@@ -1,68 +1,85 @@
 """The HPA control loop of one service: every `period`, read the signal over the
 last `window`, ask `Hpa` for a decision, apply it and log it.
 
-Signals, as the HPA would get them: `cpu` is each ready pod's event-loop
-utilisation over the window (metrics-server), averaged; `latency_p99` and
-`latency_mean` are the service's, over the requests that ended in the window
-(a custom metric); `pool_waiting` and `inflight` are time-weighted means per
-ready pod. New pods start in `starting`, so the effect of a decision lags by
-the startup and warm-up.
+Signals, as the HPA would get them (how each is read: `vocabulary.SIGNALS`): `cpu`
+is each ready pod's event-loop utilisation over the window (metrics-server),
+averaged; `latency_p99` and `latency_mean` are the service's, over the requests
+that ended in the window (a custom metric); `pool_waiting` and `inflight` are
+time-weighted means per ready pod. New pods start in `starting`, so the effect of
+a decision lags by the startup and warm-up.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
+from simpy import Environment
 
-from ..metrics import HIST_BINS
-from ..timeseries import hist_percentiles
+from ..metrics import HIST_BINS, Recorder, ServiceSeries, hist_percentiles
+from ..scenario import AutoscalerConfig
+from ..vocabulary import SIGNALS, Signal
 from .hpa import Decision, Hpa, Observation
-from .pod import READY
+from .pod import READY, Pod
 from .timer import Timer
 
-if TYPE_CHECKING:
-    from .world import Service
 
-UNITS = {"cpu": "%", "latency_p99": "s", "latency_mean": "s", "pool_waiting": "per pod", "inflight": "per pod"}
+class Replicas(Protocol):
+    """The deployment an autoscaler scales: its replica count and its pods."""
+
+    desired: int
+
+    def live_pods(self) -> list[Pod]: ...
+
+    def set_replicas(self, n: int) -> None: ...
 
 
-def describe(signal: str, value: float | None) -> str:
-    """A signal's value as a person reads it."""
+def describe(signal: Signal, value: float | None) -> str:
+    """A signal's value as a person reads it ("CPU 82 %", "p99 6.3 s", "inflight 3.2 per pod")."""
     if value is None:
         return "no data"
-    if signal == "cpu":
+    if signal.unit == "share":
         return f"CPU {100 * value:.0f} %"
-    if signal.startswith("latency"):
-        return f"{signal.replace('latency_', '')} {value * 1000:.0f} ms" if value < 1 else \
-            f"{signal.replace('latency_', '')} {value:.1f} s"
-    return f"{signal} {value:.1f} per pod"
+    if signal.latency:
+        which = signal.name.replace("latency_", "")
+        return f"{which} {value * 1000:.0f} ms" if value < 1 else f"{which} {value:.1f} s"
+    return f"{signal.name} {value:.1f} per pod"
+
+
+def describe_target(signal: Signal, target: float) -> str:
+    """The target as the scale events show it ("70 %", "200 ms", "3.0 per pod")."""
+    if signal.unit == "share":
+        return f"{100 * target:.0f} %"
+    return describe(signal, target).split(" ", 1)[-1]
 
 
 class Autoscaler:
     """One service's HorizontalPodAutoscaler."""
 
-    def __init__(self, service: "Service", config):
-        self.service = service
-        self.env = service.env
+    def __init__(self, env: Environment, config: AutoscalerConfig, deployment: Replicas, service: str,
+                 series: ServiceSeries, recorder: Recorder):
+        self.env = env
         self.config = config
+        self.signal = SIGNALS[config.signal]
         self.hpa = Hpa(config)
-        self.recorder = service.recorder
-        self.cpu_history: dict[object, list[tuple[float, float]]] = {}
+        self.deployment = deployment
+        self.service = service
+        self.series = series
+        self.recorder = recorder
+        self.target_text = describe_target(self.signal, config.target)
+        self.cpu_history: dict[Pod, list[tuple[float, float]]] = {}
         self.decisions: list[Decision] = []
         Timer(self.env, config.period, self._tick)
 
     def _tick(self, _timer: Timer) -> None:
         now = self.env.now
-        svc = self.service
-        live = svc.live_pods()
+        deployment = self.deployment
+        live = deployment.live_pods()
         ready = [p for p in live if p.state == READY]
-        obs = Observation(current=svc.desired, value=self._signal(now, ready), ready=len(ready),
+        obs = Observation(current=deployment.desired, value=self._read(now, ready), ready=len(ready),
                           not_ready=len(live) - len(ready))
         decision = self.hpa.decide(now, obs)
         self.decisions.append(decision)
-        c = self.config
-        target = describe(c.signal, c.target).split(" ", 1)[-1] if c.signal != "cpu" else f"{100 * c.target:.0f} %"
-        detail = (f"{describe(c.signal, decision.value)} against a target of {target}: "
+        detail = (f"{describe(self.signal, decision.value)} against a target of {self.target_text}: "
                   f"{decision.current} -> {decision.desired} pods ({decision.reason})")
         if decision.desired > decision.current:
             kind = "scale_up"
@@ -70,35 +87,36 @@ class Autoscaler:
             kind = "scale_down"
         else:
             kind = "scale_hold"
-        self.recorder.event(now, svc.name, kind, detail)
+        self.recorder.event(now, self.service, kind, detail, decision)
         if decision.desired != decision.current:
-            svc.set_replicas(decision.desired)
-        Timer(self.env, c.period, self._tick)
+            deployment.set_replicas(decision.desired)
+        Timer(self.env, self.config.period, self._tick)
 
-    def _signal(self, now: float, ready: list) -> float | None:
-        signal = self.config.signal
-        if signal == "cpu":
+    def _read(self, now: float, ready: list[Pod]) -> float | None:
+        """The signal's value over the window, as `vocabulary.SIGNALS` says it is read."""
+        reads = self.signal.reads
+        if reads == "pod_cpu":
             return self._cpu(now, ready)
         rec = self.recorder
-        series = self.service.series
+        series = self.series
         b1 = int(now * rec.inv_bucket + 1e-9)
         b0 = max(0, b1 - max(1, round(self.config.window * rec.inv_bucket)))
-        if signal in ("latency_p99", "latency_mean"):
+        if self.signal.latency:
             done = sum(series.completions[b0:b1])
             if done == 0:
                 return None
-            if signal == "latency_mean":
+            if reads == "latency_mean":
                 return sum(series.latency_sum[b0:b1]) / done
             hist = np.frombuffer(series.hist, dtype=np.int64)[b0 * HIST_BINS:b1 * HIST_BINS]
             return float(hist_percentiles(hist.reshape(-1, HIST_BINS).sum(axis=0), 0.99)[0])
         if not ready:
             return None
-        level = series.pool_waiting if signal == "pool_waiting" else series.inflight
+        level = getattr(series, self.signal.name)  # a `gauge` signal is the service gauge of its name
         level.set(now, level.value)  # integrate up to now before reading the window
         seconds = (b1 - b0) * rec.bucket
         return sum(level.area[b0:b1]) / seconds / len(ready)
 
-    def _cpu(self, now: float, ready: list) -> float | None:
+    def _cpu(self, now: float, ready: list[Pod]) -> float | None:
         """Mean over ready pods of each one's event-loop utilisation over the window."""
         window = self.config.window
         values = []

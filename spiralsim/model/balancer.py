@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .client import Attempt
+from .request import Attempt
 from .rng import Draws
 
 

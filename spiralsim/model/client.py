@@ -9,75 +9,22 @@ from __future__ import annotations
 
 from simpy import Environment
 
-from ..metrics import KIND_INDEX, ServiceSeries, hist_bin, HIST_BINS
+from ..metrics import HIST_BINS, Recorder, ServiceSeries, hist_bin
+from ..scenario import ClientConfig
+from ..vocabulary import FAILURE_KINDS, KIND_INDEX
+from .request import Attempt, Request
 from .rng import Draws
 from .timer import Deadline, Timer
 
-# Retried: timeouts and 5xx. A statement error is the app's 4xx/constraint case.
-RETRYABLE = frozenset({
-    "acquire_timeout", "connect_timeout", "too_many_clients", "client_timeout",
-    "upstream_timeout", "no_ready_pod", "pod_crashed", "statement_timeout",
-    "connection_terminated", "shed",
-})
-
-
-ERROR_TEXT = {
-    "acquire_timeout": "Error: timeout exceeded when trying to connect",
-    "connect_timeout": "Error: Connection terminated due to connection timeout",
-    "too_many_clients": "FATAL 53300: the database refused a new connection",
-    "client_timeout": "the client gave up waiting and will retry if it may",
-    "upstream_timeout": "504 Gateway Timeout from the load balancer",
-    "no_ready_pod": "503 Service Unavailable: no ready pod",
-    "pod_crashed": "502 Bad Gateway: the pod crashed",
-    "statement_timeout": "57014 canceling statement due to statement timeout",
-    "statement_error": "the statement failed (bad input or a constraint)",
-    "connection_terminated": "Connection terminated unexpectedly",
-    "circuit_open": "the circuit breaker is open",
-    "shed": "503 Service Unavailable: shed above max_inflight",
-}
-
-
-class Request:
-    """One user request: its own work, drawn when it arrives, and its attempts."""
-
-    __slots__ = ("t0", "endpoint", "work", "errors", "locks", "orphan", "attempts", "backoff_prev", "done")
-
-    def __init__(self, t0: float, endpoint, work: list[float], errors: int, locks: int = 0, orphan: bool = False):
-        self.t0 = t0
-        self.endpoint = endpoint
-        self.work = work
-        self.errors = errors
-        self.locks = locks
-        self.orphan = orphan
-        self.attempts = 0
-        self.backoff_prev = 0.0
-        self.done = False
-
-
-class Attempt:
-    """One try of a request through the balancer into a pod (`gen`: the pod's
-    container generation when it got there; `pool`: the pool it asked)."""
-
-    __slots__ = ("req", "seq", "pod", "gen", "pool", "conn", "stmt", "answered", "foreign", "risk_tx")
-
-    def __init__(self, req: Request, seq: int):
-        self.req = req
-        self.seq = seq
-        self.pod = None
-        self.gen = 0
-        self.pool = None
-        self.conn = None
-        self.stmt = 0
-        self.answered = False
-        self.foreign = False   # its transaction is someone else's open one
-        self.risk_tx = None    # an open transaction holding this attempt's uncommitted writes
+#: Failure kinds a client with attempts left tries again (timeouts and 5xx).
+RETRYABLE = frozenset(k.name for k in FAILURE_KINDS if k.retryable)
 
 
 class Client:
     """All callers of one service, sharing its client settings."""
 
-    def __init__(self, env: Environment, config, upstream_timeout: float, series: ServiceSeries,
-                 recorder, service: str, jitter: Draws):
+    def __init__(self, env: Environment, config: ClientConfig, upstream_timeout: float, series: ServiceSeries,
+                 recorder: Recorder, service: str, jitter: Draws):
         self.env = env
         self.series = series
         self.recorder = recorder
@@ -156,7 +103,7 @@ class Client:
             series.failures[KIND_INDEX[error]][b] += 1
             if error not in series.first_failure:
                 series.first_failure.add(error)
-                self.recorder.event(now, self.service, "first_failure", f"{error}: {ERROR_TEXT[error]}")
+                self.recorder.event(now, self.service, "first_failure", f"{error}: {FAILURE_KINDS[KIND_INDEX[error]].text}")
         if req.done:
             raise AssertionError("a request ended twice")
         req.done = True

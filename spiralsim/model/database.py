@@ -8,13 +8,14 @@ connect is refused with SQLSTATE 53300 after costing the connect time.
 """
 from __future__ import annotations
 
-import math
-from heapq import heappop, heappush
 from typing import Callable
 
 from simpy import Environment
 
 from ..metrics import Recorder
+from ..scenario import DatabaseConfig
+from .connection import Connection
+from .cpu_share import CpuShare
 from .sessions import ADMIN_TEXT, Sessions, Transaction
 from .timer import Deadline, Timer
 
@@ -28,7 +29,7 @@ class Statement:
 
     __slots__ = ("wait", "done", "arg", "phase", "dead", "conn", "cpu", "t0")
 
-    def __init__(self, conn, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object):
+    def __init__(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object):
         self.conn = conn
         self.cpu = cpu
         self.wait = wait
@@ -39,95 +40,11 @@ class Statement:
         self.t0 = 0.0
 
 
-class CpuShare:
-    """Processor sharing over `cores`: n jobs each progress at min(1, cores/n).
-
-    Virtual time V advances at that rate; a job finishes when V reaches its
-    finish tag (V at arrival + work). One pending Timer, replaced when the
-    next finish moves (a stale one sees a changed generation and does nothing).
-    """
-
-    def __init__(self, env: Environment, cores: int, on_busy: Callable[[float], None],
-                 on_done: Callable[[Statement], None]):
-        self.env = env
-        self.on_done = on_done
-        self.cores = cores
-        self.n = 0
-        self.v = 0.0
-        self.t_last = 0.0
-        self.heap: list = []
-        self.seq = 0
-        self.gen = 0
-        self.next_tag = float("inf")
-        self.on_busy = on_busy
-
-    def _advance(self) -> None:
-        now = self.env.now
-        n = self.n
-        if n and now > self.t_last:
-            self.v += (now - self.t_last) * (1.0 if n <= self.cores else self.cores / n)
-        self.t_last = now
-
-    def _reschedule(self) -> None:
-        heap = self.heap
-        while heap and heap[0][2].dead:
-            heappop(heap)
-        self.gen += 1
-        if not heap:
-            self.next_tag = float("inf")
-            return
-        tag = heap[0][0]
-        n = self.n
-        rate = 1.0 if n <= self.cores else self.cores / n
-        self.next_tag = tag
-        Timer(self.env, max(tag - self.v, 0.0) / rate, self._on_finish, self.gen)
-
-    def add(self, work: float, job: Statement) -> None:
-        """Start `work` CPU-seconds for `job`; `on_done(job)` runs when it has been served."""
-        self._advance()
-        self.n += 1
-        tag = self.v + work
-        self.seq += 1
-        heappush(self.heap, (tag, self.seq, job))
-        self.on_busy(min(self.n, self.cores) / self.cores)
-        if self.n > self.cores or tag < self.next_tag:
-            self._reschedule()
-
-    def cancel(self, job: Statement) -> None:
-        """Withdraw a running job (statement_timeout); its heap entry is skipped later."""
-        self._advance()
-        job.dead = True
-        self.n -= 1
-        self.on_busy(min(self.n, self.cores) / self.cores)
-        self._reschedule()
-
-    def _on_finish(self, timer: Timer) -> None:
-        if timer.arg != self.gen:
-            return
-        self._advance()
-        heap = self.heap
-        # Work left below a few ulps of the clock cannot move it: it is done now
-        # (else a delay that rounds to zero would fire again and again at this instant).
-        limit = self.v + 1e-12 + 4 * (math.ulp(self.env.now) + math.ulp(self.v))
-        finished = []
-        while heap and (heap[0][2].dead or heap[0][0] <= limit):
-            _, _, job = heappop(heap)
-            if not job.dead:
-                job.dead = True
-                self.n -= 1
-                finished.append(job)
-        self.on_busy(min(self.n, self.cores) / self.cores)
-        self._reschedule()
-        on_done = self.on_done
-        for job in finished:
-            on_done(job)
-
-
 class Database:
     """PostgreSQL as the pods see it: slots, connects and refusals, statements with
     their locks and statement_timeout, sessions (see `Sessions`), restarts and drops."""
 
-    def __init__(self, env: Environment, config, recorder: Recorder):
+    def __init__(self, env: Environment, config: DatabaseConfig, recorder: Recorder):
         self.env = env
         self.config = config
         self.recorder = recorder
@@ -140,7 +57,8 @@ class Database:
         self.statement_timeout = config.statement_timeout
         self.held = 0  # app connections (established or being set up)
         self.cpu = CpuShare(env, config.cores, self._on_busy, self._after_cpu)
-        self.sessions = Sessions(env, self, recorder, config.idle_in_transaction_session_timeout)
+        self.sessions = Sessions(env, recorder, config.idle_in_transaction_session_timeout, self.free_slot, self.kill,
+                                 self.lock_released)
         self.first_refusal = True
         self.restarting = False      # a db_restart window: connects refused
         self.unreachable_until = 0.0  # a network_blip window: connects wait for the network
@@ -201,7 +119,7 @@ class Database:
         self.sessions.drop_silently()
 
     # --- statements --------------------------------------------------------
-    def execute(self, conn, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object,
+    def execute(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object,
                 blocker: Transaction | None = None) -> None:
         """Run one statement on `conn` (seconds of CPU, seconds of wait), first waiting for
         `blocker`'s locks if given; then `done(arg, error_kind or None)`."""
@@ -220,7 +138,7 @@ class Database:
             stmt.phase = 3
             stmt.t0 = now
             blocker.waiters.append(stmt)
-            conn.pool.series.lock_waits[int(now * self.inv_bucket)] += 1
+            conn.series.lock_waits[int(now * self.inv_bucket)] += 1
         else:
             self._run(stmt)
 
@@ -243,7 +161,7 @@ class Database:
 
     def _count_lock_wait(self, stmt: Statement) -> None:
         """A lock wait is counted when it begins; its seconds when it ends."""
-        series = stmt.conn.pool.series
+        series = stmt.conn.series
         b = int(self.env.now * self.inv_bucket)
         series.lock_waits_done[b] += 1
         series.lock_wait_sum[b] += self.env.now - stmt.t0

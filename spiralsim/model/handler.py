@@ -15,15 +15,19 @@ from __future__ import annotations
 
 from simpy import Environment
 
-from .client import Attempt
+from ..metrics import Recorder, ServiceSeries
+from .connection import Connection
 from .database import Database
+from .pool import Pool
+from .request import Attempt
 from .timer import Timer
 
 
 class Handler:
     """Runs attempts of one service; `finish(attempt, error)` is the pod's answer."""
 
-    def __init__(self, env: Environment, database: Database, series, recorder, service: str):
+    def __init__(self, env: Environment, database: Database, series: ServiceSeries, recorder: Recorder,
+                 service: str):
         self.env = env
         self.db = database
         self.sessions = database.sessions
@@ -99,7 +103,7 @@ class Handler:
         now = self.env.now
         b = int(now * self.inv_bucket)
         if error is not None and ep.leak_on_error:
-            self._leak(conn, error, b)
+            self._leak(pool, conn, error, b)
         elif error is not None:
             self.sessions.rollback(conn)  # catch: ROLLBACK; finally: release()
             pool.release(conn)
@@ -115,7 +119,7 @@ class Handler:
             pool.release(conn)
         self._finish(att, error)
 
-    def _leak(self, conn, error: str, b: int) -> None:
+    def _leak(self, pool: Pool, conn: Connection, error: str, b: int) -> None:
         """No try/finally: the error flies past release(); the client is out for good."""
         conn.leaked = True
         self.series.leaked[b] += 1
@@ -124,7 +128,7 @@ class Handler:
             self.series.pool_dead.add(self.env.now, 1.0)
         self.sessions.orphan(conn)  # idle in transaction (aborted), locks held
         self._first("leak", "first_leak", f"a failed statement ({error}) skipped client.release():"
-                    f" {conn.pool.total} of {conn.pool.max} connections open in that pod's pool")
+                    f" {pool.total} of {pool.max} connections open in that pod's pool")
 
     def _finish(self, att: Attempt, error: str | None) -> None:
         if error is None and att.risk_tx is not None:

@@ -30,7 +30,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from spiralsim.scenario import LATENCY_SIGNALS
+from ..scenario import AutoscalerConfig
+from ..vocabulary import SIGNALS
 
 EPS = 1e-9
 SCALE_UP_POLICY_PERIOD = 15.0  # s: the periodSeconds of both default scaleUp policies
@@ -67,9 +68,11 @@ def _ceil(x: float) -> int:
 class Hpa:
     """One HPA: remembers its recent recommendations and scale-ups between calls."""
 
-    def __init__(self, config):
+    def __init__(self, config: AutoscalerConfig):
         self.config = config
         self.signal: str = config.signal
+        self.latency: bool = SIGNALS[config.signal].latency    # service-wide: N is the current count
+        self.resource: bool = SIGNALS[config.signal].resource  # not-ready pods count at 0 % on a scale-up
         self.target: float = float(config.target)
         self.min: int = int(config.min_replicas)
         self.max: int = int(config.max_replicas)
@@ -124,11 +127,11 @@ class Hpa:
         if obs.value is None:
             return current, None, "no data"
         ratio = obs.value / self.target
-        if self.signal in LATENCY_SIGNALS:
+        if self.latency:
             pods = current                                   # a service-wide value: scale the whole deployment
         else:
             pods = obs.ready                                 # a mean over the ready pods
-        if self.signal == "cpu" and ratio > 1.0 and obs.not_ready > 0:
+        if self.resource and ratio > 1.0 and obs.not_ready > 0:
             # Scaling up with not-ready pods: count them at 0 % and look again.
             pods = obs.ready + obs.not_ready
             corrected = obs.value * obs.ready / pods

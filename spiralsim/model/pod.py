@@ -14,17 +14,18 @@ on arrival, an attempt's CPU slot is computed then (no queue object).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Callable
 
 from simpy import Environment
 
-from ..metrics import add_span
-from .client import Attempt
+from ..metrics import Recorder, ServiceSeries, add_span
+from ..scenario import PodConfig, PoolConfig
+from .database import Database
+from .handler import Handler
 from .pool import Pool
+from .request import Attempt
 from .timer import Timer
-
-if TYPE_CHECKING:
-    from .world import Service
 
 STARTING, WARMING, READY, TERMINATING, CRASHLOOP, GONE = range(6)
 STATE_LEVEL = {STARTING: "pods_starting", WARMING: "pods_warming", READY: "pods_ready",
@@ -35,25 +36,43 @@ BACKOFF_RESET_AFTER_S = 600.0
 TERMINATION_GRACE_S = 30.0  # Kubernetes' terminationGracePeriodSeconds
 
 
+@dataclass(frozen=True)
+class PodWiring:
+    """What every pod of one service shares: its settings, the database, where its
+    answers and records go, and the balancer's list of ready pods (kept by the pods)."""
+
+    service: str
+    config: PodConfig
+    pool_config: PoolConfig
+    database: Database
+    series: ServiceSeries
+    recorder: Recorder
+    respond: Callable[[Attempt, str | None], None]
+    handler: Handler
+    ready: list["Pod"]
+
+
 class Pod:
     """One replica of a service. `gen` changes at every crash, so work of a dead
     container that is still scheduled (a CPU slot, a statement) is recognised and dropped."""
 
-    def __init__(self, env: Environment, index: int, service: "Service"):
+    def __init__(self, env: Environment, index: int, wiring: PodWiring):
         self.env = env
         self.index = index
-        self.name = f"{service.name}-{index}"
-        self.service = service
-        config = service.config.pod
+        self.name = f"{wiring.service}-{index}"
+        self.wiring = wiring
+        config = wiring.config
         self.config = config
-        self.series = service.series
-        self.respond = service.client.respond
-        self.handler = service.handler
+        self.series = wiring.series
+        self.recorder = wiring.recorder
+        self.respond = wiring.respond
+        self.handler = wiring.handler
+        self.ready = wiring.ready
         self.cpu_per_request = config.cpu_per_request
         self.max_inflight = config.max_inflight
-        self.inv_bucket = service.recorder.inv_bucket
-        self.bucket = service.recorder.bucket
-        self.waiting_level = self.series.pod_waiting_level(service.recorder.n_buckets, self.bucket)
+        self.inv_bucket = wiring.recorder.inv_bucket
+        self.bucket = wiring.recorder.bucket
+        self.waiting_level = self.series.pod_waiting_level(wiring.recorder.n_buckets, self.bucket)
         self.state = GONE
         self.gen = 0
         self.pool: Pool | None = None
@@ -77,8 +96,8 @@ class Pod:
 
     def _new_pool(self) -> Pool:
         self.errors_seen: set[str] = set()
-        svc = self.service
-        pool = Pool(self.env, svc.config.pool, svc.database, self.series, self.waiting_level, svc.name)
+        w = self.wiring
+        pool = Pool(self.env, w.pool_config, w.database, self.series, self.waiting_level, w.service)
         pool.on_error = self._pool_error
         pool.on_client_error = self._client_error
         return pool
@@ -129,15 +148,15 @@ class Pod:
 
     def _ready(self, quiet: bool = False) -> None:
         self._state(READY)
-        self.service.ready.append(self)
+        self.ready.append(self)
         if not quiet:
-            self.service.recorder.event(self.env.now, self.service.name, "pod_ready",
+            self.recorder.event(self.env.now, self.wiring.service, "pod_ready",
                                         f"{self.name} ready ({self.pool.total} connections open)")
 
     def terminate(self) -> None:
         """Scale-down: out of the balancer now; gone once its attempts have finished."""
         if self.state == READY:
-            self.service.ready.remove(self)
+            self.ready.remove(self)
         if self.state in (STARTING, WARMING, CRASHLOOP):
             self.gen += 1
             self._gone()
@@ -172,7 +191,7 @@ class Pod:
             return
         now = self.env.now
         if self.state == READY:
-            self.service.ready.remove(self)
+            self.ready.remove(self)
         was_terminating = self.state == TERMINATING
         self.gen += 1
         self._fail_inflight()
@@ -186,14 +205,14 @@ class Pod:
         delay = self.backoff
         self.backoff = min(BACKOFF_MAX_S, 2 * self.backoff)
         self._state(CRASHLOOP)
-        self.service.recorder.event(now, self.service.name, "pod_crash",
+        self.recorder.event(now, self.wiring.service, "pod_crash",
                                     f"{self.name} crashed: {reason}; restart in {delay:g} s")
         Timer(self.env, delay, self._restart, self.gen)
 
     def _restart(self, timer: Timer) -> None:
         if timer.arg != self.gen or self.state != CRASHLOOP:
             return
-        self.service.recorder.event(self.env.now, self.service.name, "pod_restart", f"{self.name} restarted")
+        self.recorder.event(self.env.now, self.wiring.service, "pod_restart", f"{self.name} restarted")
         self.create()
 
     def _fail_inflight(self) -> None:
@@ -221,7 +240,7 @@ class Pod:
     def _note_error(self, kind: str, text: str) -> None:
         if kind not in self.errors_seen:  # the first of each kind per container is an event
             self.errors_seen.add(kind)
-            self.service.recorder.event(self.env.now, self.service.name, kind, f"{self.name}: {text}")
+            self.recorder.event(self.env.now, self.wiring.service, kind, f"{self.name}: {text}")
 
     # --- requests ----------------------------------------------------------
     def accept(self, att: Attempt) -> None:

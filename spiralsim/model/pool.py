@@ -17,42 +17,17 @@ from typing import Callable
 from simpy import Environment
 
 from ..metrics import Level, ServiceSeries
+from ..scenario import PoolConfig
+from .connection import BUSY, CLOSED, IDLE, Connection
 from .database import Database
 from .timer import Deadline, Timer
 
-CONNECTING, IDLE, BUSY, CLOSED = 0, 1, 2, 3
 WAITING, OPENING, GONE = 0, 1, 2
 
 QUEUE_TIMEOUT_TEXT = "timeout exceeded when trying to connect"
 CONNECT_TIMEOUT_TEXT = "Connection terminated due to connection timeout"
 
 AcquireCallback = Callable[[object, "Connection | None", "str | None"], None]
-
-
-class Connection:
-    """One physical connection owned by a pool, and what the server knows of its session:
-    `tx` (an open transaction), `iit` (idle in transaction), `stmt` (a running statement),
-    `dead` (the server ended it; the client may not know yet), `leaked` (never released)."""
-
-    __slots__ = ("state", "uses", "idle_since", "idle_timer", "expired", "refusal", "pool", "id",
-                 "tx", "iit", "iit_since", "stmt", "dead", "leaked", "dead_counted")
-
-    def __init__(self, pool: "Pool") -> None:
-        self.state = CONNECTING
-        self.uses = 0
-        self.idle_since = 0.0
-        self.idle_timer = False
-        self.expired = False
-        self.refusal: tuple[str, str] | None = None
-        self.pool = pool
-        self.id = 0
-        self.tx = None
-        self.iit = False
-        self.iit_since = 0.0
-        self.stmt = None
-        self.dead = False
-        self.leaked = False
-        self.dead_counted = False
 
 
 class Waiter:
@@ -70,7 +45,7 @@ class Waiter:
 class Pool:
     """pg.Pool: `acquire(cb, arg)`, `release(conn, error)`, gauges total/idle/waiting."""
 
-    def __init__(self, env: Environment, config, database: Database, series: ServiceSeries,
+    def __init__(self, env: Environment, config: PoolConfig, database: Database, series: ServiceSeries,
                  waiting_level: Level, service: str):
         self.env = env
         self.db = database
@@ -188,7 +163,7 @@ class Pool:
 
     # --- connect -----------------------------------------------------------
     def _open(self, w: Waiter) -> None:
-        conn = Connection(self)
+        conn = Connection(self.series, self.server_terminated)
         self._total(1)
         conn.refusal = self.db.try_take_slot()
         delay = self.db.connect_delay()
@@ -247,7 +222,7 @@ class Pool:
             if refusal is not None:
                 self.db.note_refusal(self.service, refusal)
                 break
-            conn = Connection(self)
+            conn = Connection(self.series, self.server_terminated)
             self._total(1)
             self.sessions.opened(conn)
             self.conns[conn.id] = conn

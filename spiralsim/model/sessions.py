@@ -11,16 +11,13 @@ sessions itself (the timeout, a restart, a silent network drop).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
 from simpy import Environment
 
 from ..metrics import Recorder, ServiceSeries
+from .connection import Connection
 from .timer import Deadline, Timer
-
-if TYPE_CHECKING:
-    from .database import Database
-    from .pool import Connection
 
 IIT_TIMEOUT_TEXT = "FATAL 25P03 terminating connection due to idle-in-transaction timeout"
 ADMIN_TEXT = "FATAL 57P01 terminating connection due to administrator command"
@@ -43,32 +40,38 @@ class Transaction:
 class Sessions:
     """The server's session table: transactions, idle-in-transaction, terminations."""
 
-    def __init__(self, env: Environment, database: "Database", recorder: Recorder, iit_timeout: float):
+    def __init__(self, env: Environment, recorder: Recorder, iit_timeout: float, free_slot: Callable[[], None],
+                 kill_statement: Callable[[Any, str], None], lock_released: Callable[[Any], None]):
+        """`free_slot()`, `kill_statement(stmt, kind)` and `lock_released(stmt)` are the
+        database's: a session's end frees its slot and ends its statement, a
+        transaction's end wakes the statements waiting for its locks."""
         self.env = env
-        self.db = database
+        self.free_slot = free_slot
+        self.kill_statement = kill_statement
+        self.lock_released = lock_released
         self.recorder = recorder
         self.inv_bucket = recorder.inv_bucket
         self.iit_timeout = iit_timeout
         self.iit_level = recorder.db.idle_in_transaction
-        self.live: dict[int, "Connection"] = {}  # by connection id, in connect order
+        self.live: dict[int, Connection] = {}  # by connection id, in connect order
         self.orphans: list[Transaction] = []     # open orphaned transactions, oldest first
         self.next_id = 0
 
     # --- sessions ----------------------------------------------------------
-    def opened(self, conn: "Connection") -> None:
+    def opened(self, conn: Connection) -> None:
         """A connect succeeded: the backend is there."""
         self.next_id += 1
         conn.id = self.next_id
         self.live[conn.id] = conn
 
-    def closed_by_client(self, conn: "Connection") -> None:
+    def closed_by_client(self, conn: Connection) -> None:
         """The app closed the socket: the backend rolls back and frees its slot."""
         if conn.dead or conn.id not in self.live:
             return
         self._end_session(conn)
-        self.db.free_slot()
+        self.free_slot()
 
-    def _end_session(self, conn: "Connection") -> None:
+    def _end_session(self, conn: Connection) -> None:
         self.leave_iit(conn)
         if conn.tx is not None:
             self._end(conn.tx, committed=False)
@@ -76,14 +79,14 @@ class Sessions:
         del self.live[conn.id]
 
     # --- transactions ------------------------------------------------------
-    def begin(self, conn: "Connection", series: ServiceSeries) -> bool:
+    def begin(self, conn: Connection, series: ServiceSeries) -> bool:
         """BEGIN; True when the session already had a transaction (someone else's)."""
         if conn.tx is not None:
             return True
         conn.tx = Transaction(series)
         return False
 
-    def commit(self, conn: "Connection") -> None:
+    def commit(self, conn: Connection) -> None:
         """COMMIT: ends the session's transaction, the orphan's writes included."""
         tx = conn.tx
         if tx is not None:
@@ -91,7 +94,7 @@ class Sessions:
             self.leave_iit(conn)
             self._end(tx, committed=True)
 
-    def rollback(self, conn: "Connection") -> None:
+    def rollback(self, conn: Connection) -> None:
         """ROLLBACK: ends it, and loses whatever orphaned work was inside."""
         tx = conn.tx
         if tx is not None:
@@ -99,7 +102,7 @@ class Sessions:
             self.leave_iit(conn)
             self._end(tx, committed=False)
 
-    def orphan(self, conn: "Connection") -> None:
+    def orphan(self, conn: Connection) -> None:
         """The transaction is left open with nobody to close it: idle in transaction."""
         tx = conn.tx
         if tx is None:
@@ -123,9 +126,9 @@ class Sessions:
         tx.at_risk = 0
         waiters, tx.waiters = tx.waiters, []
         for stmt in waiters:
-            self.db.lock_released(stmt)
+            self.lock_released(stmt)
 
-    def blocker(self, conn: "Connection") -> Transaction | None:
+    def blocker(self, conn: Connection) -> Transaction | None:
         """The open orphan whose locks a conflicting statement on `conn` waits for."""
         for tx in self.orphans:
             if tx is not conn.tx:
@@ -133,7 +136,7 @@ class Sessions:
         return None
 
     # --- idle in transaction -----------------------------------------------
-    def enter_iit(self, conn: "Connection") -> None:
+    def enter_iit(self, conn: Connection) -> None:
         """The session has an open transaction and runs nothing: idle in transaction."""
         if conn.tx is None or conn.iit or conn.dead:
             return
@@ -144,7 +147,7 @@ class Sessions:
         if self.iit_timeout > 0:
             Deadline(self.env, self.iit_timeout, self._on_iit_timeout, (conn, now))
 
-    def leave_iit(self, conn: "Connection") -> None:
+    def leave_iit(self, conn: Connection) -> None:
         if conn.iit:
             conn.iit = False
             self.iit_level.add(self.env.now, -1.0)
@@ -152,22 +155,22 @@ class Sessions:
     def _on_iit_timeout(self, timer: Timer) -> None:
         conn, since = timer.arg
         if conn.iit and conn.iit_since == since and not conn.dead:
-            series = conn.tx.series if conn.tx is not None else conn.pool.series
+            series = conn.tx.series if conn.tx is not None else conn.series
             series.sessions_killed[int(self.env.now * self.inv_bucket)] += 1
             self.terminate(conn, IIT_TIMEOUT_TEXT)
 
     # --- the server ends sessions -------------------------------------------
-    def terminate(self, conn: "Connection", text: str) -> None:
+    def terminate(self, conn: Connection, text: str) -> None:
         """The server ends the session (FATAL to the client): slot and locks freed at once."""
         if conn.dead or conn.id not in self.live:
             return
         self._end_session(conn)
-        self.db.free_slot()
+        self.free_slot()
         conn.dead = True
-        conn.pool.series.terminated[int(self.env.now * self.inv_bucket)] += 1
+        conn.series.terminated[int(self.env.now * self.inv_bucket)] += 1
         if conn.stmt is not None:
-            self.db.kill(conn.stmt, "connection_terminated")
-        conn.pool.server_terminated(conn, text)
+            self.kill_statement(conn.stmt, "connection_terminated")
+        conn.on_server_end(conn, text)
 
     def terminate_all(self, text: str) -> None:
         """A restart: every session ends with 57P01."""
@@ -178,7 +181,7 @@ class Sessions:
         """A network drop: every session is gone, and the app finds out only on use."""
         for conn in list(self.live.values()):
             self._end_session(conn)
-            self.db.free_slot()
+            self.free_slot()
             conn.dead = True
             if conn.stmt is not None:
-                self.db.kill(conn.stmt, "connection_terminated")
+                self.kill_statement(conn.stmt, "connection_terminated")

@@ -10,12 +10,15 @@ import math
 
 from simpy import Environment
 
-from .client import Client, Request
+from ..scenario import PhaseConfig
+from .client import Client
+from .endpoint import Endpoint
+from .request import Request
 from .rng import Draws
 from .timer import Timer
 
 
-def rate_segments(base: float, phases, duration: float) -> list[tuple[float, float, float, float]]:
+def rate_segments(base: float, phases: list[PhaseConfig], duration: float) -> list[tuple[float, float, float, float]]:
     """[(t0, t1, rate at t0, rate at t1)] covering [0, duration]: base rate between phases,
     a phase's rate inside it, or a linear ramp from the rate before when `ramp`."""
     segs: list[tuple[float, float, float, float]] = []
@@ -81,7 +84,7 @@ class Traffic:
     """
 
     def __init__(self, env: Environment, curve: RateCurve, gaps: Draws | Evenly, mix: Draws,
-                 endpoints: list, weights: list[float], client: Client):
+                 endpoints: list[Endpoint], weights: list[float], client: Client):
         self.env = env
         self.curve = curve
         self.gaps = gaps

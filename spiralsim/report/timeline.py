@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Optional
 
-from .metrics import Event
-from .report_base import Run, cell, pct, s_, span
+from ..metrics import Event
+from ..scenario.triggers import Phase
+from ..vocabulary import EVENT_KINDS
+from .format import cell, pct, seconds, span
+from .run_view import RunView
 
 MAX_ROWS = 40
-GROUPED = {"pod_crash", "pod_restart", "pod_ready", "scale_up", "scale_down", "alert_firing",
-           "session_killed", "pool_error", "client_error"}
-DB_EVENTS = {"first_refused_connect", "session_killed", "db_restart_start", "db_restart_end",
-             "db_restart", "network_blip_start", "network_blip_end", "network_blip"}
-_RATE = re.compile(r"rate\s+([\d.e+-]+)\s*->\s*([\d.e+-]+)")
 
 
-def _traffic(detail: str, service: str) -> str:
-    m = _RATE.search(detail)
-    if not m:
-        return f"Traffic to `{service}`: {detail}."
-    a, b = float(m.group(1)), float(m.group(2))
+def _traffic(e: Event) -> str:
+    phase: Optional[Phase] = e.data
+    if phase is None:
+        return f"Traffic to `{e.service}`: {e.detail}."
+    a, b = (phase.base, phase.rate) if e.kind == "phase_start" else (phase.rate, phase.base)
     verb = "rose" if b > a else "fell" if b < a else "stayed"
-    return f"Traffic to `{service}` {verb} from {a:g} to {b:g} req/s."
+    return f"Traffic to `{e.service}` {verb} from {a:g} to {b:g} req/s."
 
 
 def _who(service: str) -> str:
@@ -43,21 +40,15 @@ _SENTENCES = {
     "first_pool_waiting": "The first request waited for a connection in `{svc}`'s pool",
     "first_leak": "The first leaked connection on `{svc}`, checked out and never released",
     "first_orphan": "The first orphaned transaction on `{svc}`, released to the pool without COMMIT or ROLLBACK",
-    "db_restart_start": "The database went down for a restart",
-    "db_restart": "The database went down for a restart",
-    "db_restart_end": "The database was back up after its restart",
-    "network_blip_start": "A network blip began between the pods and the database",
-    "network_blip": "A network blip between the pods and the database",
-    "network_blip_end": "The network blip ended",
 }
 
 
-def describe(run: Run, group: list[Event]) -> str:
+def describe(run: RunViewView, group: list[Event]) -> str:
     """The sentence of one row of "What happened"."""
     e, n = group[0], len(group)
     svc = e.service
     if e.kind in ("phase_start", "phase_end"):
-        return _traffic(e.detail, svc)
+        return _traffic(e)
     if e.kind == "incident_start":
         return f"Incident began{_who(svc)}: {e.detail}."
     if e.kind == "incident_end":
@@ -68,12 +59,6 @@ def describe(run: Run, group: list[Event]) -> str:
         return f"The first failed request on `{svc}`: {e.detail}."
     if e.kind == "first_refused_connect":
         return f"The database refused its first connection: {e.detail}."
-    if e.kind == "session_killed":
-        who = f" of `{svc}`" if svc else ""
-        if n > 1:
-            return f"The database terminated {n} sessions{who} idle in transaction" + _colon(
-                f"first: {e.detail}" if e.detail else "")
-        return f"The database terminated a session{who} idle in transaction" + _colon(e.detail)
     if e.kind == "pool_error":
         return f"`{svc}`'s pool emitted 'error'{_times(n)}" + _colon(e.detail)
     if e.kind == "client_error":
@@ -94,7 +79,7 @@ def describe(run: Run, group: list[Event]) -> str:
     return f"`{e.kind}`{_who(svc)}" + _colon(e.detail)
 
 
-def _alert_figures(run: Run, group: list[Event]) -> str:
+def _alert_figures(run: RunView, group: list[Event]) -> str:
     e = group[0]
     mine = [a for a in run.summary["alerts"] if a["name"] == e.detail and a["service"] == e.service
             and a["fired_at"] <= group[-1].time + 1e-9]
@@ -108,12 +93,12 @@ def _alert_figures(run: Run, group: list[Event]) -> str:
     return f"{base}; {tail}"
 
 
-def figures(run: Run, group: list[Event]) -> str:
+def figures(run: RunView, group: list[Event]) -> str:
     """The figures cell of one row: the state of the service (or database) at the event."""
     e = group[-1]
     if group[0].kind == "alert_firing":
         return _alert_figures(run, group)
-    if e.kind in DB_EVENTS or not e.service:
+    if EVENT_KINDS[e.kind].database or not e.service:
         return run.db_figures(e.time)
     return run.service_figures(e.service, e.time)
 
@@ -122,10 +107,11 @@ def groups(events: list[Event]) -> list[list[Event]]:
     """Consecutive events of one groupable kind and service (one alert) in one row."""
     out: list[list[Event]] = []
     for e in events:
-        if e.kind in ("alert_resolved", "scale_hold"):  # holds are every HPA period: events.csv has them
+        kind = EVENT_KINDS[e.kind]
+        if not kind.in_timeline:  # e.g. holds, every HPA period: events.csv has them
             continue
         key = (e.kind, e.service, e.detail if e.kind == "alert_firing" else "")
-        if out and e.kind in GROUPED:
+        if out and kind.grouped:
             g = out[-1][0]
             if (g.kind, g.service, g.detail if g.kind == "alert_firing" else "") == key:
                 out[-1].append(e)
@@ -134,7 +120,7 @@ def groups(events: list[Event]) -> list[list[Event]]:
     return out
 
 
-def _first_degraded_row(run: Run) -> Optional[tuple[float, str, str]]:
+def _first_degraded_row(run: RunView) -> Optional[tuple[float, str, str]]:
     i = run.first_degraded_index()
     if i is None:
         return None
@@ -145,7 +131,7 @@ def _first_degraded_row(run: Run) -> Optional[tuple[float, str, str]]:
         ended = fails + run.at("successes", svc, t)
         p99 = run.at("latency_p99_ms", svc, t)
         if math.isfinite(p99) and p99 > 1000.0 * a.latency_p99_threshold:
-            what = f"`{svc}` p99 latency passed {s_(a.latency_p99_threshold)}."
+            what = f"`{svc}` p99 latency passed {seconds(a.latency_p99_threshold)}."
         elif ended and fails / ended > a.error_rate_threshold:
             what = f"`{svc}` failures passed {pct(a.error_rate_threshold)} of requests."
         else:
@@ -155,7 +141,7 @@ def _first_degraded_row(run: Run) -> Optional[tuple[float, str, str]]:
     return None
 
 
-def _outcome_row(run: Run) -> tuple[float, str, str]:
+def _outcome_row(run: RunView) -> tuple[float, str, str]:
     s = run.summary
     end = run.rec.end
     if s["outcome"] == "recovered":
@@ -171,7 +157,8 @@ def _outcome_row(run: Run) -> tuple[float, str, str]:
     return end, "The run ended before the outcome could be told.", ""
 
 
-def what_happened(run: Run) -> str:
+def what_happened(run: RunView) -> str:
+    """The post-mortem's cascade: a Markdown table, one row per event or group of like events."""
     rows: list[tuple[float, str, str, str]] = []
     for group in groups(run.result.events):
         t0, t1 = group[0].time, group[-1].time

@@ -5,7 +5,6 @@ so it is safe in threads, notebooks and headless runs alike.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -13,13 +12,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from .analysis import service_column
-from .metrics import FAILURE_KINDS
+from ..analysis import Result, service_column
+from ..vocabulary import EVENT_KINDS, FAILURE_KINDS
+from .format import span
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from .result import Result
 
 FIGSIZE_IN = (16.0, 18.0)
 DPI = 100  # 1600 x 1800 px
@@ -28,26 +26,8 @@ PANELS = 7
 SERVICE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 METRIC_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:gray")
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
-KIND_COLOURS = dict(zip(FAILURE_KINDS, (
-    "#1f77b4", "#aec7e8", "#d62728", "#ff7f0e", "#ffbb78", "#7f7f7f",
-    "#8c564b", "#9467bd", "#c5b0d5", "#e377c2", "#bcbd22", "#17becf",
-)))
 TRIGGER_COLOURS = {"traffic": "tab:orange", "slow_queries": "tab:red", "db_restart": "tab:purple",
                    "network_blip": "tab:brown"}
-#: Events already shown as shaded windows, or too frequent to mark (every HPA period, every restart).
-SHADED_EVENTS = {"phase_start", "phase_end", "incident_start", "incident_end", "scale_hold",
-                 "pod_restart", "pod_ready", "alert_resolved", "db_restart_start", "db_restart_end",
-                 "network_blip_start", "network_blip_end"}
-EVENT_COLOURS = {"scale_up": "tab:green", "scale_down": "tab:olive", "pod_crash": "tab:red",
-                 "first_refused_connect": "darkred", "schedule": "tab:cyan", "first_leak": "tab:pink",
-                 "first_orphan": "tab:pink", "session_killed": "tab:purple", "pool_error": "firebrick",
-                 "client_error": "firebrick"}
-SHORT_LABELS = {"first_pool_waiting": "first pool wait", "first_failure": "first failure",
-                "first_refused_connect": "first refused connect", "pod_crash": "crash",
-                "pod_restart": "restart", "pod_ready": "pod ready", "scale_up": "scale up",
-                "scale_down": "scale down", "alert_resolved": "resolved", "first_leak": "first leak",
-                "first_orphan": "first orphan", "session_killed": "session killed",
-                "pool_error": "pool error", "client_error": "client error"}
 STATE_COLOURS = {"active": "tab:green", "idle": "tab:gray", "idle in transaction": "tab:red"}
 #: Runs longer than this get an x axis in hours.
 HOURS_AXIS_S = 7200.0
@@ -64,7 +44,7 @@ def time_unit(end: float) -> tuple[float, str]:
 class _Panels:
     """The series of one service, as plotted: minutes (or hours) on x, per-second rates."""
 
-    def __init__(self, result: "Result"):
+    def __init__(self, result: Result):
         self.result = result
         self.series = result.timeseries
         self.services = list(result.scenario.services)
@@ -113,11 +93,11 @@ def _latency(p: _Panels, ax: "Axes") -> None:
 def _failures(p: _Panels, ax: "Axes") -> None:
     stacks, labels, colours = [], [], []
     for kind in FAILURE_KINDS:
-        y = sum(p.per_s("failures_" + kind, s) for s in p.services)
+        y = sum(p.per_s(kind.column, s) for s in p.services)
         if np.any(y > 0):
             stacks.append(y)
-            labels.append(kind)
-            colours.append(KIND_COLOURS[kind])
+            labels.append(kind.name)
+            colours.append(kind.colour)
     if stacks:
         ax.stackplot(p.x, *stacks, labels=labels, colors=colours, alpha=0.85)
     if len(p.services) > 1:
@@ -125,7 +105,7 @@ def _failures(p: _Panels, ax: "Axes") -> None:
             ax.plot(p.x, p.per_s("failures", name), lw=1.2, label=f"{name} failures",
                     color=SERVICE_COLOURS[si % len(SERVICE_COLOURS)])
     for si, name in enumerate(p.services):  # successes that were not: wrong data, not an error
-        if "lost_writes" in p.series and np.any(p.col("lost_writes", name) > 0):
+        if np.any(p.col("lost_writes", name) > 0):
             ax.plot(p.x, p.per_s("lost_writes", name), lw=1.2, ls="--", color="black",
                     label=p.label(name, "writes lost (succeeded)"))
     ax.set_ylabel("failures / s")
@@ -136,10 +116,10 @@ def _pool(p: _Panels, ax: "Axes") -> None:
     p.lines(ax, [("pool_total", "pool total"), ("pool_idle", "pool idle"),
                  ("pool_waiting", "waiting (mean)"), ("pool_waiting_max", "waiting (max)")])
     for si, name in enumerate(p.services):
-        if "pool_dead" in p.series and np.any(p.col("pool_dead", name) > 0):
+        if np.any(p.col("pool_dead", name) > 0):
             ax.plot(p.x, p.col("pool_dead", name), lw=1.2, color="black",
                     ls=LINESTYLES[si % len(LINESTYLES)], label=p.label(name, "dead (never given back)"))
-        if "leaked" in p.series and np.any(p.col("leaked", name) > 0):
+        if np.any(p.col("leaked", name) > 0):
             ax.plot(p.x, np.cumsum(p.col("leaked", name)), lw=1.2, color="tab:pink",
                     ls=LINESTYLES[si % len(LINESTYLES)], label=p.label(name, "leaked (cumulative)"))
     ax.set_ylabel("connections / callers\n(sum over pods)")
@@ -153,6 +133,7 @@ def _pool(p: _Panels, ax: "Axes") -> None:
 def _database(p: _Panels, ax: "Axes") -> None:
     """pg_stat_activity: connections by state (stacked), per service when several, % of max on the right."""
     db = p.result.scenario.database
+    alert_share = p.result.scenario.analysis.db_connections_share
     first = p.services[0]
     states = [("db_active", "active"), ("db_idle", "idle"), ("db_idle_in_transaction", "idle in transaction")]
     ax.stackplot(p.x, *[p.col(k, first) for k, _ in states], labels=[label for _, label in states],
@@ -163,8 +144,9 @@ def _database(p: _Panels, ax: "Axes") -> None:
             ax.plot(p.x, p.col("db_connections_service", name), lw=1.0, ls="--",
                     color=SERVICE_COLOURS[si % len(SERVICE_COLOURS)], label=f"{name} connections")
     ax.axhline(db.max_connections, color="tab:red", lw=1.2, label=f"max_connections {db.max_connections}")
-    ax.axhline(0.8 * db.max_connections, color="tab:red", ls="--", lw=1, label="80 %")
-    usable = db.max_connections - getattr(db, "superuser_reserved_connections", 0)
+    ax.axhline(alert_share * db.max_connections, color="tab:red", ls="--", lw=1,
+               label=f"{100 * alert_share:g} % (db_connections_high)")
+    usable = db.max_connections - db.superuser_reserved_connections
     if usable != db.max_connections:
         ax.axhline(usable, color="tab:red", ls=":", lw=1, label=f"usable by apps {usable}")
     ax.set_ylabel("database connections\n(by state)")
@@ -193,17 +175,17 @@ def _cpu(p: _Panels, ax: "Axes") -> None:
 PANEL_FUNCS = (_load, _latency, _failures, _pool, _database, _pods, _cpu)
 
 
-def _shade_triggers(result: "Result", axes: list["Axes"]) -> None:
+def _shade_triggers(result: Result, axes: list["Axes"]) -> None:
     unit_s, _ = time_unit(result.recording.end)
-    for t in result.summary.get("triggers", []):
+    for t in result.summary["triggers"]:
         colour = TRIGGER_COLOURS.get(t["kind"], "tab:gray")
         for ax in axes:
             ax.axvspan(t["start"] / unit_s, t["end"] / unit_s, color=colour, alpha=0.12, lw=0)
 
 
-def _mark_events(result: "Result", axes: list["Axes"]) -> None:
+def _mark_events(result: Result, axes: list["Axes"]) -> None:
     """A thin line per key event on every panel; a label on the top panel for the first few."""
-    marked = [e for e in result.events if e.kind not in SHADED_EVENTS]
+    marked = [e for e in result.events if EVENT_KINDS[e.kind].colour is not None]
     seen: set[tuple[str, str, str]] = set()
     labels = 0
     lanes = [-np.inf] * LABEL_LANES  # the x of the last label in each lane
@@ -213,18 +195,18 @@ def _mark_events(result: "Result", axes: list["Axes"]) -> None:
     trans = blended_transform_factory(top.transData, top.transAxes)
     for e in marked:
         x = e.time / unit_s
-        colour = EVENT_COLOURS.get(e.kind, "dimgray")
+        kind = EVENT_KINDS[e.kind]
+        colour = kind.colour
         for ax in axes:
             ax.axvline(x, color=colour, lw=0.8 if colour != "dimgray" else 0.6, alpha=0.6)
-        scaled = e.kind in ("scale_up", "scale_down") and " -> " in e.detail
+        scaled = e.kind in ("scale_up", "scale_down") and e.data is not None
         key = (e.kind, e.service, e.detail if e.kind.startswith("alert") or scaled else "")
         if key in seen or labels >= MAX_EVENT_LABELS:
             continue
         seen.add(key)
-        text = f"alert {e.detail}" if e.kind == "alert_firing" else SHORT_LABELS.get(e.kind, e.kind)
-        if scaled:  # "...: 1 -> 5 pods (...)" -> "scale 1→5"
-            found = re.search(r"(\d+) -> (\d+) pods", e.detail)
-            text = f"scale {found.group(1)}→{found.group(2)}" if found else text
+        text = f"alert {e.detail}" if e.kind == "alert_firing" else (kind.label or e.kind)
+        if scaled:  # the autoscaler's decision: "scale 1→5"
+            text = f"scale {e.data.current}→{e.data.desired}"
         if e.service and len(result.scenario.services) > 1:
             text += f" ({e.service})"
         lane = next((i for i, last in enumerate(lanes) if x - last >= gap), labels % LABEL_LANES)
@@ -234,16 +216,16 @@ def _mark_events(result: "Result", axes: list["Axes"]) -> None:
         labels += 1
 
 
-def _title(result: "Result") -> str:
+def _title(result: Result) -> str:
     sc, summary = result.scenario, result.summary
     head = sc.title or sc.name
     outcome = summary["outcome"]
-    if summary.get("recovery_s") is not None:
-        outcome += f" ({summary['recovery_s']:g} s after the last trigger)"
+    if summary["recovery_s"] is not None:
+        outcome += f" ({span(summary['recovery_s'])} after the last trigger)"
     return f"{head} — {outcome}\n{sc.name}, seed {sc.seed}"
 
 
-def dashboard(result: "Result", path: Optional[str | Path] = None) -> Figure:
+def dashboard(result: Result, path: Optional[str | Path] = None) -> Figure:
     """The post-mortem figure (1600 x 1800 px at 100 dpi); saved as PNG when `path` is given."""
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
     axes = list(fig.subplots(PANELS, 1, sharex=True))

@@ -13,34 +13,30 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
-from spiralsim.scenario_errors import ScenarioError, show
-from spiralsim.units import format_duration, parse_duration
+from ..vocabulary import SIGNALS
+from .durations import format_duration, parse_duration
+from .errors import show
 
 __all__ = [
-    "Analysis",
-    "Autoscaler",
-    "Balancer",
-    "Client",
-    "Database",
-    "Endpoint",
-    "Incident",
-    "Phase",
-    "Pod",
-    "Pool",
+    "AnalysisConfig",
+    "AutoscalerConfig",
+    "BalancerConfig",
+    "ClientConfig",
+    "DatabaseConfig",
+    "DurationMark",
+    "EndpointConfig",
+    "IncidentConfig",
+    "PhaseConfig",
+    "PodConfig",
+    "PoolConfig",
     "Scenario",
-    "ScenarioError",
-    "ScheduleStep",
-    "Service",
-    "Traffic",
-    "apply_overrides",
-    "load_scenario",
-    "scenario_from_dict",
-    "scenario_from_toml",
-    "scenario_to_toml",
+    "ScheduleStepConfig",
+    "ServiceConfig",
+    "TrafficConfig",
 ]
 
 
-class _DurationMark:
+class DurationMark:
     """Marks a field as a duration (written back as "5ms" by scenario_to_toml)."""
 
 
@@ -51,7 +47,7 @@ def _duration_type(minimum: float, inclusive: bool) -> Any:
             raise ValueError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {show(value)}")
         return seconds
 
-    return Annotated[float, BeforeValidator(check), _DurationMark()]
+    return Annotated[float, BeforeValidator(check), DurationMark()]
 
 
 Duration = _duration_type(0.0, inclusive=True)  # seconds, >= 0 (0 often means off)
@@ -76,7 +72,7 @@ class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class Database(_Table):
+class DatabaseConfig(_Table):
     """PostgreSQL: connection slots, connect cost, CPU cores."""
 
     max_connections: Annotated[Int, Field(ge=1)] = 100
@@ -88,7 +84,7 @@ class Database(_Table):
     idle_in_transaction_session_timeout: Duration = 0.0
 
     @model_validator(mode="after")
-    def _reserved_below_max(self) -> Database:
+    def _reserved_below_max(self) -> DatabaseConfig:
         if self.superuser_reserved_connections >= self.max_connections:
             raise _problems([(("superuser_reserved_connections",),
                               f"contradictory settings: must be < max_connections ({self.max_connections}),"
@@ -96,7 +92,7 @@ class Database(_Table):
         return self
 
 
-class Phase(_Table):
+class PhaseConfig(_Table):
     """A window [start, end) of the traffic at `rate` per second (ramped if `ramp`)."""
 
     start: Duration
@@ -105,7 +101,7 @@ class Phase(_Table):
     ramp: Bool = False
 
     @model_validator(mode="after")
-    def _forwards(self) -> Phase:
+    def _forwards(self) -> PhaseConfig:
         if self.end <= self.start:
             word = "before" if self.end < self.start else "equal to"
             raise ValueError(f"backwards phase: end {format_duration(self.end)} is {word}"
@@ -113,15 +109,15 @@ class Phase(_Table):
         return self
 
 
-class Traffic(_Table):
+class TrafficConfig(_Table):
     """Poisson arrivals of user requests: a base rate per second and phases."""
 
     rate: Annotated[Float, Field(ge=0)]
-    phases: list[Phase] = []
+    phases: list[PhaseConfig] = []
     arrivals: Literal["poisson", "deterministic"] = "poisson"
 
     @model_validator(mode="after")
-    def _no_overlap(self) -> Traffic:
+    def _no_overlap(self) -> TrafficConfig:
         problems = []
         for j, b in enumerate(self.phases):
             for i, a in enumerate(self.phases[:j]):
@@ -135,7 +131,7 @@ class Traffic(_Table):
         return self
 
 
-class Endpoint(_Table):
+class EndpointConfig(_Table):
     """One kind of request: its statements, their times and failure rate."""
 
     weight: Annotated[Float, Field(ge=0)] = 1.0
@@ -152,7 +148,7 @@ class Endpoint(_Table):
     lock_conflict: Probability = 0.0
 
     @model_validator(mode="after")
-    def _transaction_only(self) -> Endpoint:
+    def _transaction_only(self) -> EndpointConfig:
         problems = []
         if self.kind == "query" and self.leak_on_error:
             problems.append((("leak_on_error",), "contradictory settings: a query endpoint (pool.query) cannot"
@@ -165,7 +161,7 @@ class Endpoint(_Table):
         return self
 
 
-class Client(_Table):
+class ClientConfig(_Table):
     """The caller: per-attempt timeout (0 = none), retries, backoff and jitter."""
 
     timeout: Duration = _d("10s")
@@ -176,21 +172,21 @@ class Client(_Table):
     jitter: Literal["none", "full", "equal", "decorrelated"] = "none"
 
 
-class Balancer(_Table):
+class BalancerConfig(_Table):
     """The load balancer: routing policy and upstream timeout (0 = none)."""
 
     policy: Literal["round_robin", "least_outstanding", "random"] = "round_robin"
     upstream_timeout: Duration = _d("30s")
 
 
-class ScheduleStep(_Table):
+class ScheduleStepConfig(_Table):
     """At `at`, the deployment is set to `replicas` pods (a deploy, an operator)."""
 
     at: Duration
     replicas: Annotated[Int, Field(ge=0)]
 
 
-class Pod(_Table):
+class PodConfig(_Table):
     """Pods of a service: count, lifecycle, event-loop CPU per attempt, warm-up, shedding."""
 
     replicas: Annotated[Int, Field(ge=1)] = 1
@@ -201,16 +197,13 @@ class Pod(_Table):
     crash_on_pool_error: Bool = False
     crash_on_client_error: Bool = True
     max_inflight: Annotated[Int, Field(ge=0)] = 0
-    schedule: list[ScheduleStep] = []
+    schedule: list[ScheduleStepConfig] = []
 
 
-LATENCY_SIGNALS = ("latency_p99", "latency_mean")
-
-
-class Autoscaler(_Table):
+class AutoscalerConfig(_Table):
     """The Kubernetes HPA: every `period`, the signal over `window` against `target`."""
 
-    signal: Literal["cpu", "latency_p99", "latency_mean", "pool_waiting", "inflight"] = "cpu"
+    signal: Literal[tuple(SIGNALS)] = "cpu"  # type: ignore[valid-type]  (the rows of vocabulary.SIGNALS)
     target: Annotated[float, Field(gt=0)]
     min_replicas: Annotated[Int, Field(ge=1)] = 1
     max_replicas: Annotated[Int, Field(ge=1)]
@@ -228,7 +221,7 @@ class Autoscaler(_Table):
         target, signal = data["target"], data.get("signal", "cpu")
         if isinstance(target, bool):
             raise _problems([(("target",), f"expected a number, got {show(target)}")])
-        if signal in LATENCY_SIGNALS:
+        if signal in SIGNALS and SIGNALS[signal].latency:
             try:
                 seconds = parse_duration(target)
             except ValueError as exc:
@@ -240,14 +233,14 @@ class Autoscaler(_Table):
         return {**data, "target": float(target)}
 
     @model_validator(mode="after")
-    def _min_below_max(self) -> Autoscaler:
+    def _min_below_max(self) -> AutoscalerConfig:
         if self.min_replicas > self.max_replicas:
             raise _problems([(("min_replicas",), f"contradictory settings: must be <= max_replicas"
                               f" ({self.max_replicas}), got {self.min_replicas}")])
         return self
 
 
-class Pool(_Table):
+class PoolConfig(_Table):
     """node-postgres pg.Pool knobs (0 = off / forever, as in pg-pool)."""
 
     max: Annotated[Int, Field(ge=1)] = 10
@@ -258,25 +251,25 @@ class Pool(_Table):
     max_uses: Annotated[Int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
-    def _min_below_max(self) -> Pool:
+    def _min_below_max(self) -> PoolConfig:
         if self.min > self.max:
             raise _problems([(("min",), f"contradictory settings: must be <= max ({self.max}), got {self.min}")])
         return self
 
 
-class Service(_Table):
+class ServiceConfig(_Table):
     """One service sharing the database: its traffic, endpoints and layers."""
 
-    traffic: Traffic
-    endpoints: Annotated[dict[str, Endpoint], Field(min_length=1)]
-    client: Client = Client()
-    balancer: Balancer = Balancer()
-    pod: Pod = Pod()
-    pool: Pool = Pool()
-    autoscaler: Autoscaler | None = None
+    traffic: TrafficConfig
+    endpoints: Annotated[dict[str, EndpointConfig], Field(min_length=1)]
+    client: ClientConfig = ClientConfig()
+    balancer: BalancerConfig = BalancerConfig()
+    pod: PodConfig = PodConfig()
+    pool: PoolConfig = PoolConfig()
+    autoscaler: AutoscalerConfig | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> Service:
+    def _consistent(self) -> ServiceConfig:
         problems = []
         if self.pod.warm_connections > self.pool.max:
             problems.append((("pod", "warm_connections"), f"contradictory settings: must be <= pool.max"
@@ -288,7 +281,7 @@ class Service(_Table):
         return self
 
 
-class Incident(_Table):
+class IncidentConfig(_Table):
     """A trigger: changes parameters during [start, end)."""
 
     kind: Literal["slow_queries", "db_restart", "network_blip"]
@@ -299,7 +292,7 @@ class Incident(_Table):
     endpoints: Annotated[list[Str], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
-    def _forwards(self) -> Incident:
+    def _forwards(self) -> IncidentConfig:
         if self.kind == "slow_queries" and self.factor is None:
             raise _problems([(("factor",), "required key is missing (slow_queries multiplies statement time)")])
         if self.kind != "slow_queries" and self.factor is not None:
@@ -312,7 +305,7 @@ class Incident(_Table):
         return self
 
 
-class Analysis(_Table):
+class AnalysisConfig(_Table):
     """Thresholds that classify buckets as degraded and a run as recovered."""
 
     error_rate_threshold: Probability = 0.01
@@ -339,22 +332,12 @@ class Scenario(_Table):
     duration: PositiveDuration
     seed: Annotated[Int, Field(ge=0)] = 0
     bucket: PositiveDuration = _d("1s")
-    database: Database = Database()
-    services: Annotated[dict[str, Service], Field(min_length=1)]
-    incidents: list[Incident] = []
-    analysis: Analysis = Analysis()
+    database: DatabaseConfig = DatabaseConfig()
+    services: Annotated[dict[str, ServiceConfig], Field(min_length=1)]
+    incidents: list[IncidentConfig] = []
+    analysis: AnalysisConfig = AnalysisConfig()
 
     @property
     def service_names(self) -> tuple[str, ...]:
         """Service names in file order."""
         return tuple(self.services)
-
-
-# The file side of the API, re-exported so `spiralsim.scenario` stays the one place to import from.
-from spiralsim.scenario_file import (  # noqa: E402  (it needs the models above)
-    apply_overrides,
-    load_scenario,
-    scenario_from_dict,
-    scenario_from_toml,
-    scenario_to_toml,
-)

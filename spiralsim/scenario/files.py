@@ -1,6 +1,6 @@
 """Reading and writing scenario files: `--set` overrides on the raw data, loading
 with every error at once, and the resolved TOML with every default written out.
-The models themselves are in `scenario.py`."""
+The models themselves are in `models.py`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from spiralsim.scenario import Scenario, _DurationMark
-from spiralsim.scenario_errors import (
+from .models import DurationMark, Scenario
+from .errors import (
     ScenarioError,
     find_dangling_references,
     find_unsupported,
@@ -23,7 +23,7 @@ from spiralsim.scenario_errors import (
     show,
     translate_errors,
 )
-from spiralsim.units import format_duration
+from .durations import format_duration
 
 # ---------------------------------------------------------------- overrides
 
@@ -158,7 +158,7 @@ def _plain(value: Any) -> Any:
             item = getattr(value, name)
             if item is None:
                 continue  # TOML has no null; absent means the default (None)
-            if any(isinstance(m, _DurationMark) for m in field.metadata):
+            if any(isinstance(m, DurationMark) for m in field.metadata):
                 out[name] = format_duration(item)
             else:
                 out[name] = _plain(item)

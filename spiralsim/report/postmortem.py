@@ -2,27 +2,27 @@
 
 Every figure comes from the run (summary, series, events) or the scenario; every
 sentence from an event, a trigger, the outcome or the scenario's description.
-The timeline is report_timeline.py; formatting and look-ups report_base.py.
+The timeline is timeline.py, the look-ups run_view.py, the formatters format.py.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .analysis import service_column
-from .report_base import Run, cell, ms_, mmss, n_, pct, plural, span
-from .report_timeline import what_happened
-
-if TYPE_CHECKING:
-    from .result import Result
+from ..analysis import Result, service_column
+from ..scenario import ServiceConfig
+from ..vocabulary import TROUBLE, Trouble
+from .format import cell, count, ms, pct, plural, span
+from .run_view import RunView
+from .timeline import what_happened
 
 MAX_ALERT_LINES = 20
 
 # ---------------------------------------------------------------- headline
 
 
-def _worst_minute(run: Run) -> Optional[tuple[float, float]]:
+def _worst_minute(run: RunView) -> Optional[tuple[float, float]]:
     """(start, failure share) of the worst 60-second window among requests that ended in it."""
     per = max(1, int(round(60.0 / run.rec.bucket)))
     fails = sum(service_column(run.result.timeseries, "failures", s) for s in run.services)
@@ -38,7 +38,7 @@ def _worst_minute(run: Run) -> Optional[tuple[float, float]]:
     return float(starts[i] * run.rec.bucket), float(share[i])
 
 
-def _outcome_sentence(run: Run) -> str:
+def _outcome_sentence(run: RunView) -> str:
     s = run.summary
     unit = "second" if run.rec.bucket == 1.0 else "bucket"
     since_s = run.rec.end - run.last_trigger_end()
@@ -58,10 +58,10 @@ def _outcome_sentence(run: Run) -> str:
             f"before {settle:g} s of health.**")
 
 
-def _lost_writes_sentence(run: Run) -> str:
+def _lost_writes_sentence(run: RunView) -> str:
     svcs = run.summary["services"]
-    lost = sum(v.get("lost_writes", 0) for v in svcs.values())
-    foreign = sum(v.get("foreign_statements", 0) for v in svcs.values())
+    lost = sum(v["lost_writes"] for v in svcs.values())
+    foreign = sum(v["foreign_statements"] for v in svcs.values())
     if not lost and not foreign:
         return ""
     parts = []
@@ -73,7 +73,7 @@ def _lost_writes_sentence(run: Run) -> str:
     return " Data was wrong: " + " and ".join(parts) + "."
 
 
-def _headline(run: Run) -> str:
+def _headline(run: RunView) -> str:
     services = run.summary["services"].values()
     requests = sum(v["requests"] for v in services)
     failed = sum(v["failures_total"] for v in services)
@@ -84,7 +84,7 @@ def _headline(run: Run) -> str:
         lines += [f"*{run.sc.title}*", ""]
     text = _outcome_sentence(run)
     if requests:
-        text += f" {n_(failed)} of {n_(requests)} requests failed ({pct(failed / requests)})"
+        text += f" {count(failed)} of {count(requests)} requests failed ({pct(failed / requests)})"
         worst = _worst_minute(run)
         if worst is not None and failed:
             start, share = worst
@@ -92,7 +92,7 @@ def _headline(run: Run) -> str:
                      f"failed {pct(share)} of its requests")
         text += "."
         if in_flight:
-            text += f" {n_(in_flight)} were still in flight at the end."
+            text += f" {count(in_flight)} were still in flight at the end."
         text += f" Amplification: {attempts / requests:.2f} attempts per request."
     text += _lost_writes_sentence(run)
     lines.append(text)
@@ -102,7 +102,7 @@ def _headline(run: Run) -> str:
 # ---------------------------------------------------------------- alerts
 
 
-def _alerts(run: Run) -> str:
+def _alerts(run: RunView) -> str:
     alerts = run.summary["alerts"]
     lines = ["## Alerts"]
     if not alerts:
@@ -135,88 +135,76 @@ def _alerts(run: Run) -> str:
 # ---------------------------------------------------------------- why and figures
 
 
-def _max_pods(svc: Any) -> int:
-    autoscaler = getattr(svc, "autoscaler", None)
-    if autoscaler is not None:
-        return int(autoscaler.max_replicas)
-    schedule = getattr(svc.pod, "schedule", None) or []
-    return max([int(svc.pod.replicas)] + [int(s.replicas) for s in schedule])
+def _max_pods(svc: ServiceConfig) -> int:
+    if svc.autoscaler is not None:
+        return int(svc.autoscaler.max_replicas)
+    return max([int(svc.pod.replicas)] + [int(s.replicas) for s in svc.pod.schedule])
 
 
-def _arithmetic(run: Run) -> str:
+def _arithmetic(run: RunView) -> str:
     db = run.sc.database
     terms, total = [], 0
     for name, svc in run.sc.services.items():
         pods = _max_pods(svc)
         terms.append(f"`{name}` {pods} pod{'' if pods == 1 else 's'} x {svc.pool.max}")
         total += pods * svc.pool.max
-    other = getattr(db, "other_connections", 0)
-    if other:
-        terms.append(f"{other} other connections")
-        total += other
-    limit = 0.8 * db.max_connections
+    if db.other_connections:
+        terms.append(f"{db.other_connections} other connections")
+        total += db.other_connections
+    share = run.sc.analysis.db_connections_share
+    limit = share * db.max_connections
     verdict = "holds" if total <= limit else "fails"
     return (f"The arithmetic ({verdict}): {' + '.join(terms)} = {total} connections at most, "
-            f"against 0.8 x max_connections = {limit:g}.")
+            f"against {share:g} x max_connections = {limit:g}.")
 
 
-def _why(run: Run) -> str:
+def _why(run: RunView) -> str:
     text = run.sc.description.strip() or "The scenario has no description."
     return f"## Why\n{text}\n\n{_arithmetic(run)}"
 
 
 def _failures_cell(failures: dict[str, int]) -> str:
-    return "; ".join(f"{k} {n_(v)}" for k, v in failures.items() if v) or "none"
+    return "; ".join(f"{k} {count(v)}" for k, v in failures.items() if v) or "none"
 
 
-def _lock_waits(v: dict[str, Any]) -> str:
-    mean = (v.get("lock_wait_ms") or {}).get("mean")
-    return n_(v.get("lock_waits", 0)) + (f" (mean {ms_(mean)})" if mean is not None else "")
+def _trouble_cell(row: Trouble, v: dict[str, Any]) -> str:
+    """A trouble figure of one service; lock waits with their mean."""
+    text = count(v[row.key])
+    mean = v["lock_wait_ms"]["mean"] if row.key == "lock_waits" else None
+    return text + (f" (mean {ms(mean)})" if mean is not None else "")
 
 
-#: Rows shown only when some service has a non-zero value: (label, summary key, cell).
-TROUBLE_ROWS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
-    ("leaked connections", "leaked", lambda v: n_(v["leaked"])),
-    ("orphaned transactions", "orphaned", lambda v: n_(v["orphaned"])),
-    ("statements in another request's transaction", "foreign_statements", lambda v: n_(v["foreign_statements"])),
-    ("successes whose writes were rolled back", "lost_writes", lambda v: n_(v["lost_writes"])),
-    ("statements that waited for an orphan's locks", "lock_waits", _lock_waits),
-    ("sessions killed idle in transaction", "sessions_killed", lambda v: n_(v["sessions_killed"])),
-    ("connections dropped by the database", "terminated", lambda v: n_(v["terminated"])),
-    ("peak dead clients in the pool", "peak_pool_dead", lambda v: n_(v["peak_pool_dead"])),
-)
-
-
-def _figures_table(run: Run) -> str:
+def _figures_table(run: RunView) -> str:
     svcs = run.summary["services"]
     names = list(svcs)
     rows: list[tuple[str, Any]] = [
-        ("requests", lambda v: n_(v["requests"])),
-        ("successes", lambda v: n_(v["successes"])),
-        ("failed", lambda v: f"{n_(v['failures_total'])} ({pct(v['failures_total'] / v['requests'])})"
+        ("requests", lambda v: count(v["requests"])),
+        ("successes", lambda v: count(v["successes"])),
+        ("failed", lambda v: f"{count(v['failures_total'])} ({pct(v['failures_total'] / v['requests'])})"
          if v["requests"] else "0"),
         ("failures by kind", lambda v: _failures_cell(v["failures"])),
-        ("in flight at the end", lambda v: n_(v["in_flight"])),
-        ("attempts (amplification)", lambda v: f"{n_(v['attempts'])} ({v['amplification'] or 0:.2f})"),
-        ("wasted attempts", lambda v: n_(v["wasted"])),
-        ("latency mean / p50 / p99", lambda v: " / ".join(ms_(v["latency_ms"][k]) for k in ("mean", "p50", "p99"))),
-        ("p99 before / during / after", lambda v: " / ".join(ms_(v["p99_ms"][k]) for k in ("before", "during", "after"))),
-        ("acquire wait mean", lambda v: ms_(v["acquire_wait_ms"]["mean"])),
-        ("peak pool waiting", lambda v: n_(v["peak_pool_waiting"])),
-        ("pods at most", lambda v: n_(v["pods_max"])),
-        ("crashes", lambda v: n_(v["crashes"])),
-        ("peak database connections", lambda v: n_(v["peak_db_connections"])),
+        ("in flight at the end", lambda v: count(v["in_flight"])),
+        ("attempts (amplification)", lambda v: f"{count(v['attempts'])} ({v['amplification'] or 0:.2f})"),
+        ("wasted attempts", lambda v: count(v["wasted"])),
+        ("latency mean / p50 / p99", lambda v: " / ".join(ms(v["latency_ms"][k]) for k in ("mean", "p50", "p99"))),
+        ("p99 before / during / after", lambda v: " / ".join(ms(v["p99_ms"][k]) for k in ("before", "during", "after"))),
+        ("acquire wait mean", lambda v: ms(v["acquire_wait_ms"]["mean"])),
+        ("peak pool waiting", lambda v: count(v["peak_pool_waiting"])),
+        ("pods at most", lambda v: count(v["pods_max"])),
+        ("crashes", lambda v: count(v["crashes"])),
+        ("peak database connections", lambda v: count(v["peak_db_connections"])),
     ]
-    rows += [(label, fn) for label, key, fn in TROUBLE_ROWS if any(v.get(key) for v in svcs.values())]
+    rows += [(row.label, lambda v, row=row: _trouble_cell(row, v)) for row in TROUBLE
+             if any(v[row.key] for v in svcs.values())]
     lines = ["## Figures", "| | " + " | ".join(f"`{n}`" for n in names) + " |",
              "|---|" + "---|" * len(names)]
     for label, fn in rows:
         lines.append(f"| {label} | " + " | ".join(cell(fn(svcs[n])) for n in names) + " |")
     db = run.summary["database"]
-    iit = db.get("peak_idle_in_transaction", 0)
-    lines += ["", f"Database: peak {n_(db['peak_connections'])} of {db['max_connections']} connections, "
-              + (f"peak {n_(iit)} idle in transaction, " if iit else "")
-              + f"{n_(db['refused_connects'])} refused connects, peak CPU {pct(db['peak_cpu'])}."]
+    iit = db["peak_idle_in_transaction"]
+    lines += ["", f"Database: peak {count(db['peak_connections'])} of {db['max_connections']} connections, "
+              + (f"peak {count(iit)} idle in transaction, " if iit else "")
+              + f"{count(db['refused_connects'])} refused connects, peak CPU {pct(db['peak_cpu'])}."]
     alerts = run.summary["alerts"]
     if alerts:
         names_fired = sorted({(a["name"], a["service"]) for a in alerts}, key=lambda x: x)
@@ -226,11 +214,9 @@ def _figures_table(run: Run) -> str:
     return "\n".join(lines)
 
 
-def render_report(result: "Result") -> str:
+def render_report(result: Result) -> str:
     """The post-mortem of a run as Markdown (the form of examples/report-example.md)."""
-    run = Run(result)
+    run = RunView(result)
     parts = [_headline(run), what_happened(run), _alerts(run), _why(run), _figures_table(run)]
     return "\n\n".join(parts) + "\n"
 
-
-__all__ = ["render_report", "mmss", "span"]

@@ -10,14 +10,15 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import numpy as np
 
-from .metrics import Event
-
-if TYPE_CHECKING:
-    from .result import Result
+from ..analysis import Result
+from ..metrics import Event
+from ..scenario import scenario_to_toml
+from .dashboard import dashboard
+from .postmortem import render_report
 
 FILES = ("scenario.toml", "timeseries.csv", "events.csv", "summary.json", "dashboard.png", "report.md")
 
@@ -77,12 +78,8 @@ def _write(path: Path, text: str) -> None:
     path.write_bytes(text.encode("utf-8"))
 
 
-def write_run(result: "Result", out_dir: Path) -> Path:
+def write_run(result: Result, out_dir: Path) -> Path:
     """Write the six files of a run into `out_dir` (created if needed) and return it."""
-    from .plots import dashboard
-    from .report import render_report
-    from .scenario import scenario_to_toml
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "scenario.toml", scenario_to_toml(result.scenario))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import FAILURE_KINDS, HIST_EDGES_S, Recording
+from ..metrics import Recording, hist_percentiles
+from ..vocabulary import FAILURE_KINDS, TROUBLE_COUNTERS
 
 GAUGES = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
@@ -11,28 +12,12 @@ GAUGES = (
 )
 
 
-def hist_percentiles(hist: np.ndarray, q: float) -> np.ndarray:
-    """The q-quantile (0..1) in seconds of each row of a latency histogram; NaN where empty.
-
-    Interpolates geometrically inside the bin that holds the quantile, so the
-    error is bounded by the bin width (about 15 %).
-    """
-    hist = np.atleast_2d(hist)
-    total = hist.sum(axis=1)
-    out = np.full(hist.shape[0], np.nan)
-    cum = np.cumsum(hist, axis=1)
-    for i in np.nonzero(total)[0]:
-        rank = q * total[i]
-        k = int(np.searchsorted(cum[i], rank, side="left"))
-        k = min(k, hist.shape[1] - 1)
-        below = cum[i, k - 1] if k > 0 else 0
-        frac = (rank - below) / hist[i, k] if hist[i, k] else 0.0
-        lo, hi = HIST_EDGES_S[k], HIST_EDGES_S[k + 1]
-        out[i] = lo * (hi / lo) ** min(max(frac, 0.0), 1.0)
-    return out
+def service_column(series: dict[str, np.ndarray], key: str, service: str) -> np.ndarray:
+    """One service's rows of a time-series column, in time order."""
+    return series[key][series["service"] == service]
 
 
-def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarray]:
+def build_timeseries(rec: Recording) -> dict[str, np.ndarray]:
     """Columns of timeseries.csv (SCENARIO.md), rows ordered by time, then service in file order."""
     n = rec.n_buckets
     names = list(rec.services)
@@ -53,8 +38,8 @@ def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarr
             col[k] = c[k]
         fails = np.zeros(n)
         for kind in FAILURE_KINDS:
-            col["failures_" + kind] = c["failures_" + kind]
-            fails = fails + c["failures_" + kind]
+            col[kind.column] = c[kind.column]
+            fails = fails + c[kind.column]
         col["failures"] = fails
         col["goodput"] = c["successes"] / safe_len
         col["wasted"] = c["wasted"]
@@ -72,8 +57,7 @@ def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarr
         pods = col["pods_ready"] + col["pods_warming"] + col["pods_terminating"]
         with np.errstate(invalid="ignore", divide="ignore"):
             col["pod_cpu"] = np.where(pods > 0, c["cpu_busy"] / (safe_len * np.maximum(pods, 1e-12)), 0.0)
-        for k in ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits",
-                  "sessions_killed", "terminated"):
+        for k in TROUBLE_COUNTERS:
             col[k] = c[k]
         with np.errstate(invalid="ignore", divide="ignore"):
             col["lock_wait_mean_ms"] = np.where(c["lock_waits_done"] > 0,
@@ -85,7 +69,7 @@ def build_timeseries(rec: Recording, max_connections: int) -> dict[str, np.ndarr
         col["db_connections_service"] = c["db_connections_area"] / safe_len
         col["db_connections"] = db_conn
         col["db_connections_max"] = db["connections_peak"]
-        col["db_connections_pct"] = 100.0 * db_conn / max_connections
+        col["db_connections_pct"] = 100.0 * db_conn / rec.max_connections
         col["db_active"] = db_active
         col["db_idle_in_transaction"] = db_iit
         col["db_idle_in_transaction_sampled"] = db["idle_in_transaction_sample"]

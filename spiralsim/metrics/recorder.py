@@ -1,0 +1,137 @@
+"""What a run records while it runs: bucketed counters, time-weighted gauges and latency
+histograms, handed to every component; `finalize` turns them into a `Recording`.
+
+Memory is fixed by the number of buckets, never by the number of requests:
+counters are counts per bucket, gauges integrate value x time per bucket and keep
+each bucket's peak, latencies go into log-spaced histograms per bucket. The hot
+path writes into preallocated `array.array`s; `finalize` hands numpy views to
+analysis.
+"""
+from __future__ import annotations
+
+import math
+from array import array
+
+import numpy as np
+
+from ..vocabulary import FAILURE_KINDS, TROUBLE_COUNTERS
+from .histogram import HIST_BINS
+from .level import Level, zeros
+from .recording import Event, Recording, ServiceRecording
+
+SERVICE_COUNTERS = (
+    "arrivals", "attempts", "retries", "successes", "completions", "wasted",
+    "connects", "refused_connects", "latency_sum", "acquires", "acquire_wait_sum",
+    "cpu_busy", "closes", "queued",
+) + TROUBLE_COUNTERS + ("lock_waits_done", "lock_wait_sum")
+SERVICE_LEVELS = (
+    "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
+    "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "db_connections",
+    "requests_open", "pool_dead",
+)
+DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores")
+
+
+class ServiceSeries:
+    """One service's counters, gauges and latency histogram, all per bucket."""
+
+    def __init__(self, name: str, n_buckets: int, bucket: float):
+        self.name = name
+        for c in SERVICE_COUNTERS:
+            setattr(self, c, zeros(n_buckets + 1))
+        self.failures = [zeros(n_buckets + 1) for _ in FAILURE_KINDS]
+        for g in SERVICE_LEVELS:
+            setattr(self, g, Level(n_buckets, bucket))
+        self.hist = zeros((n_buckets + 1) * HIST_BINS, "l")
+        self.pod_waiting: list[Level] = []  # one per pod, for the worst pod
+        self.crashes = 0
+        self.first_failure: set[str] = set()
+
+    def pod_waiting_level(self, n_buckets: int, bucket: float) -> Level:
+        """A new per-pod waiting gauge (the worst pod column is their max)."""
+        level = Level(n_buckets, bucket)
+        self.pod_waiting.append(level)
+        return level
+
+
+class DatabaseSeries:
+    """The shared database's gauges and refused connects per bucket."""
+
+    def __init__(self, n_buckets: int, bucket: float):
+        for g in DB_LEVELS:
+            setattr(self, g, Level(n_buckets, bucket))
+        self.refused = zeros(n_buckets + 1)
+
+
+class Recorder:
+    """Handed to every component; the only place a run's observations go."""
+
+    def __init__(self, duration: float, bucket: float, services: list[str], max_connections: int):
+        self.duration = duration
+        self.max_connections = max_connections
+        self.bucket = bucket
+        self.inv_bucket = 1.0 / bucket
+        self.n_buckets = max(1, math.ceil(duration / bucket - 1e-9))
+        self.services = {s: ServiceSeries(s, self.n_buckets, bucket) for s in services}
+        self.db = DatabaseSeries(self.n_buckets, bucket)
+        self.events: list[Event] = []
+
+    def level(self, value: float = 0.0) -> Level:
+        """A fresh time-weighted gauge on this recorder's buckets."""
+        return Level(self.n_buckets, self.bucket, value)
+
+    def event(self, time: float, service: str, kind: str, detail: str, data: object = None) -> None:
+        """Log a rare event (scale, crash, first refusal, incident); never per request."""
+        self.events.append(Event(time, service, kind, detail, data))
+
+    def finalize(self, end: float) -> "Recording":
+        """Close every gauge at `end` and hand the arrays over as numpy."""
+        n = self.n_buckets
+        db = self.db
+        for g in DB_LEVELS:
+            getattr(db, g).close(end)
+        per_service = {}
+        for name, s in self.services.items():
+            cols: dict[str, np.ndarray] = {}
+            for c in SERVICE_COUNTERS:
+                cols[c] = np.frombuffer(getattr(s, c), dtype=np.float64)[:n].copy()
+            for kind, arr in zip(FAILURE_KINDS, s.failures):
+                cols[kind.column] = np.frombuffer(arr, dtype=np.float64)[:n].copy()
+            for g in SERVICE_LEVELS:
+                lv: Level = getattr(s, g)
+                lv.close(end)
+                cols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
+                cols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
+                cols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
+            worst = np.zeros(n)
+            for lv in s.pod_waiting:
+                lv.close(end)
+                worst = np.maximum(worst, np.frombuffer(lv.peak, dtype=np.float64)[:n])
+            cols["pool_waiting_worst_pod"] = worst
+            hist = np.frombuffer(s.hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
+            per_service[name] = ServiceRecording(name, cols, hist, s.crashes)
+        dbcols = {}
+        for g in DB_LEVELS:
+            lv = getattr(db, g)
+            dbcols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
+            dbcols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
+            dbcols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
+        dbcols["refused"] = np.frombuffer(db.refused, dtype=np.float64)[:n].copy()
+        events = sorted(self.events, key=lambda e: e.time)  # stable: same-time order kept
+        bucket_len = np.minimum(self.bucket, end - np.arange(n) * self.bucket).clip(min=0.0)
+        return Recording(self.bucket, n, end, bucket_len, per_service, dbcols, self.max_connections, events)
+
+
+def add_span(arr: array, inv_bucket: float, bucket: float, t0: float, t1: float) -> None:
+    """Add the seconds of [t0, t1) to each bucket they cover (busy time of a CPU)."""
+    b0 = int(t0 * inv_bucket)
+    b1 = int(t1 * inv_bucket)
+    last = len(arr) - 1
+    if b0 == b1 or b0 >= last:
+        arr[min(b0, last)] += t1 - t0
+        return
+    arr[b0] += (b0 + 1) * bucket - t0
+    for b in range(b0 + 1, min(b1, last)):
+        arr[b] += bucket
+    if b1 <= last - 1:
+        arr[b1] += t1 - b1 * bucket

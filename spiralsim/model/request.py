@@ -1,0 +1,38 @@
+"""One user request and its attempts: the only per-request objects, dropped when the request ends."""
+from __future__ import annotations
+
+
+class Request:
+    """One user request: its own work, drawn when it arrives, and its attempts."""
+
+    __slots__ = ("t0", "endpoint", "work", "errors", "locks", "orphan", "attempts", "backoff_prev", "done")
+
+    def __init__(self, t0: float, endpoint, work: list[float], errors: int, locks: int = 0, orphan: bool = False):
+        self.t0 = t0
+        self.endpoint = endpoint
+        self.work = work
+        self.errors = errors
+        self.locks = locks
+        self.orphan = orphan
+        self.attempts = 0
+        self.backoff_prev = 0.0
+        self.done = False
+
+
+class Attempt:
+    """One try of a request through the balancer into a pod (`gen`: the pod's
+    container generation when it got there; `pool`: the pool it asked)."""
+
+    __slots__ = ("req", "seq", "pod", "gen", "pool", "conn", "stmt", "answered", "foreign", "risk_tx")
+
+    def __init__(self, req: Request, seq: int):
+        self.req = req
+        self.seq = seq
+        self.pod = None
+        self.gen = 0
+        self.pool = None
+        self.conn = None
+        self.stmt = 0
+        self.answered = False
+        self.foreign = False   # its transaction is someone else's open one
+        self.risk_tx = None    # an open transaction holding this attempt's uncommitted writes

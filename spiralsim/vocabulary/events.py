@@ -1,0 +1,60 @@
+"""The kinds of rows in events.csv: one row per kind, read by the report (which rows
+it groups, whose figures it shows) and the dashboard (which it marks, how)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One `kind` of events.csv.
+
+    `colour` is its line on the dashboard (None: not marked, because it is shaded as
+    a window or too frequent), `label` the dashboard's short text; `grouped`: the
+    report's timeline folds consecutive rows of it into one; `database`: the
+    timeline shows the database's figures beside it; `in_timeline`: False for rows
+    too frequent for the report (every HPA period) or told with another row.
+    """
+
+    name: str
+    meaning: str
+    colour: Optional[str] = "dimgray"
+    label: str = ""
+    grouped: bool = False
+    database: bool = False
+    in_timeline: bool = True
+
+
+EVENT_KINDS: dict[str, EventKind] = {e.name: e for e in (
+    EventKind("incident_start", "an incident's window begins", colour=None),
+    EventKind("incident_end", "an incident's window ends", colour=None),
+    EventKind("phase_start", "a traffic phase begins", colour=None),
+    EventKind("phase_end", "a traffic phase ends", colour=None),
+    EventKind("first_pool_waiting", "a caller queues in one of the service's pools, the first time",
+              label="first pool wait"),
+    EventKind("first_failure", "the first request of the service to end with a failure kind",
+              label="first failure"),
+    EventKind("first_refused_connect", "the database refuses its first connection (too many clients)",
+              colour="darkred", label="first refused connect", database=True),
+    EventKind("first_leak", "the service's first leaked client", colour="tab:pink", label="first leak"),
+    EventKind("first_orphan", "the service's first transaction released without COMMIT",
+              colour="tab:pink", label="first orphan"),
+    EventKind("pool_error", "'error' on a pod's pool (a server-terminated idle connection)",
+              colour="firebrick", label="pool error", grouped=True),
+    EventKind("client_error", "'error' on a pod's checked-out client", colour="firebrick",
+              label="client error", grouped=True),
+    EventKind("schedule", "a pod.schedule step sets the replica count", colour="tab:cyan", label="schedule"),
+    EventKind("scale_up", "the autoscaler raises the replica count", colour="tab:green", label="scale up",
+              grouped=True),
+    EventKind("scale_down", "the autoscaler lowers the replica count", colour="tab:olive", label="scale down",
+              grouped=True),
+    EventKind("scale_hold", "the autoscaler keeps the replica count", colour=None, in_timeline=False),
+    EventKind("pod_ready", "a pod created during the run becomes ready", colour=None, label="pod ready",
+              grouped=True),
+    EventKind("pod_crash", "a pod crashes", colour="tab:red", label="crash", grouped=True),
+    EventKind("pod_restart", "a crashed pod starts again after its back-off", colour=None, label="restart",
+              grouped=True),
+    EventKind("alert_firing", "an alert fires", grouped=True),
+    EventKind("alert_resolved", "an alert resolves", colour=None, label="resolved", in_timeline=False),
+)}
