@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.transforms import blended_transform_factory
 
 from ..analysis import Result, service_column
 from ..vocabulary import EVENT_KINDS, FAILURE_KINDS
 from .format import span
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # matplotlib loads when a dashboard is drawn, not when spiralsim is imported
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 FIGSIZE_IN = (16.0, 18.0)
 DPI = 100  # 1600 x 1800 px
@@ -192,6 +191,8 @@ def _mark_events(result: Result, axes: list["Axes"]) -> None:
     unit_s, _ = time_unit(result.recording.end)
     gap = LABEL_GAP * result.recording.end / unit_s
     top = axes[0]
+    from matplotlib.transforms import blended_transform_factory
+
     trans = blended_transform_factory(top.transData, top.transAxes)
     for e in marked:
         x = e.time / unit_s
@@ -225,8 +226,10 @@ def _title(result: Result) -> str:
     return f"{head} — {outcome}\n{sc.name}, seed {sc.seed}"
 
 
-def dashboard(result: Result, path: Optional[str | Path] = None) -> Figure:
+def dashboard(result: Result, path: Optional[str | Path] = None) -> "Figure":
     """The post-mortem figure (1600 x 1800 px at 100 dpi); saved as PNG when `path` is given."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
     axes = list(fig.subplots(PANELS, 1, sharex=True))
     p = _Panels(result)
