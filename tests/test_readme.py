@@ -104,3 +104,25 @@ def test_run_command_parses(where, argv):
         load_scenario(scenario, overrides=tuple(args.overrides), seed=args.seed)
     except ScenarioError as exc:
         pytest.fail(f"{where}: the scenario does not validate:\n{exc}")
+
+
+def test_readme_shows_what_the_main_job_prints():
+    """The quick start's console output is the main job's, line for line."""
+    from shipped import run
+
+    from spiralsim.report import summary_lines
+
+    blocks = fenced_blocks(README.read_text(encoding="utf-8"), "text")
+    printed = summary_lines(run(ROOT / "scenarios" / "push_spike.toml").summary) + ["runs/push_spike-1"]
+    assert blocks and blocks[0][1].splitlines() == printed
+
+
+def test_reference_shows_what_idle_in_transaction_prints():
+    """docs/reference.md's console example is that scenario's summary, line for line."""
+    from shipped import run
+
+    from spiralsim.report import summary_lines
+
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    block = next(body for _, body in fenced_blocks(text, "") if body.startswith("outcome:"))
+    assert block.splitlines() == summary_lines(run(ROOT / "scenarios" / "idle_in_transaction.toml").summary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..vocabulary import TROUBLE
-from .format import count, ms, pct, span
+from .format import count, ms, pct, plural, span
 
 
 def trouble_line(s: dict[str, Any]) -> Optional[str]:
@@ -23,7 +23,7 @@ def trouble_line(s: dict[str, Any]) -> Optional[str]:
 
 def _service_lines(name: str, s: dict[str, Any]) -> list[str]:
     share = f" ({pct(s['failures_total'] / s['requests'])})" if s["requests"] else ""
-    out = [f"{name}: {count(s['requests'])} requests, {count(s['successes'])} succeeded, "
+    out = [f"{name}: {plural(s['requests'], 'request')}, {count(s['successes'])} succeeded, "
            f"{count(s['failures_total'])} failed{share}"
            + (f", {count(s['in_flight'])} in flight" if s["in_flight"] else "")]
     kinds = ", ".join(f"{k} {count(v)}" for k, v in s["failures"].items() if v)
