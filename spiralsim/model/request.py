@@ -1,13 +1,15 @@
 """One user request and its attempts: the only per-request objects, dropped when the request ends."""
 from __future__ import annotations
 
+from .endpoint import Endpoint
+
 
 class Request:
     """One user request: its own work, drawn when it arrives, and its attempts."""
 
     __slots__ = ("t0", "endpoint", "work", "errors", "locks", "orphan", "attempts", "backoff_prev", "done")
 
-    def __init__(self, t0: float, endpoint, work: list[float], errors: int, locks: int = 0, orphan: bool = False):
+    def __init__(self, t0: float, endpoint: Endpoint, work: list[float], errors: int, locks: int = 0, orphan: bool = False):
         self.t0 = t0
         self.endpoint = endpoint
         self.work = work
