@@ -68,6 +68,13 @@ def _problems(problems: list[tuple[tuple[str | int, ...], str]]) -> PydanticCust
     return PydanticCustomError("at_paths", "{problems}", {"problems": problems})
 
 
+def _check_forwards(what: str, start: float, end: float) -> None:
+    """A window [start, end) must end after it starts."""
+    if end <= start:
+        word = "before" if end < start else "equal to"
+        raise ValueError(f"backwards {what}: end {format_duration(end)} is {word} start {format_duration(start)}")
+
+
 class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -102,10 +109,7 @@ class PhaseConfig(_Table):
 
     @model_validator(mode="after")
     def _forwards(self) -> PhaseConfig:
-        if self.end <= self.start:
-            word = "before" if self.end < self.start else "equal to"
-            raise ValueError(f"backwards phase: end {format_duration(self.end)} is {word}"
-                             f" start {format_duration(self.start)}")
+        _check_forwards("phase", self.start, self.end)
         return self
 
 
@@ -298,10 +302,7 @@ class IncidentConfig(_Table):
         if self.kind != "slow_queries" and self.factor is not None:
             raise _problems([(("factor",), f"contradictory settings: only slow_queries takes a factor,"
                               f" not {self.kind}")])
-        if self.end <= self.start:
-            word = "before" if self.end < self.start else "equal to"
-            raise ValueError(f"backwards window: end {format_duration(self.end)} is {word}"
-                             f" start {format_duration(self.start)}")
+        _check_forwards("window", self.start, self.end)
         return self
 
 
