@@ -4,12 +4,12 @@ the highest recommendation of 300 s down, not-ready pods at 0 % for cpu scale-up
 from __future__ import annotations
 
 from spiralsim.model.hpa import Hpa, Observation
-from spiralsim.scenario import AutoscalerConfig as Autoscaler
+from spiralsim.scenario import AutoscalerConfig
 
 
 def hpa(**kw) -> Hpa:
     kw.setdefault("max_replicas", 20)
-    return Hpa(Autoscaler(**kw))
+    return Hpa(AutoscalerConfig(**kw))
 
 
 def obs(current: int, value: float | None, ready: int | None = None, not_ready: int = 0) -> Observation:
