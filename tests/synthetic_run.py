@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from spiralsim.analysis import run_events, summarize
+from builders import scenario
+
+from spiralsim.analysis import Result, build_timeseries, run_events, summarize
 from spiralsim.metrics import HIST_BINS, Event, Recorder, hist_bin
-from spiralsim.vocabulary import KIND_INDEX
-from spiralsim.analysis import Result
-from spiralsim.scenario import Scenario, scenario_from_dict
-from spiralsim.analysis import build_timeseries
+from spiralsim.scenario import Scenario
+from spiralsim.vocabulary import KIND_INDEX, TROUBLE_COUNTERS
 
 
 def fake_scenario(duration: float = 600.0, bucket: float = 1.0, services: tuple[str, ...] = ("api",),
@@ -20,7 +20,7 @@ def fake_scenario(duration: float = 600.0, bucket: float = 1.0, services: tuple[
     `phases` as (start, end, rate), `incidents` as slow_queries windows (start, end).
 
     Extra keyword arguments become `[analysis]` keys (the alerts' thresholds)."""
-    return scenario_from_dict({
+    return scenario({
         "name": "synthetic", "title": "A synthetic run", "description": description,
         "duration": duration, "seed": 7, "bucket": bucket,
         "database": {"max_connections": max_connections},
@@ -42,9 +42,9 @@ def healthy(t: float) -> dict:
             "pods_ready": 2, "db_connections": 4, "idle_in_transaction": 0}
 
 
-#: Per-bucket counters a profile may set (0 unless it does), and the gauges.
-TROUBLE = ("leaked", "orphaned", "foreign_statements", "lost_writes", "lock_waits", "lock_waits_done", "lock_wait_sum",
-           "sessions_killed", "terminated")
+#: Per-bucket counters a profile may set (0 unless it does): the trouble counters and
+#: the two behind the lock-wait mean.
+TROUBLE = TROUBLE_COUNTERS + ("lock_waits_done", "lock_wait_sum")
 
 
 def build(scenario: Scenario, profile: Callable[[float], dict] = healthy,

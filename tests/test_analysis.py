@@ -5,12 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from synthetic_run import build, fake_scenario, leak, spiral
 
 from spiralsim.analysis import classify
 from spiralsim.analysis.alerts import ALERTS, alert_events, alert_meanings, episodes, evaluate_alerts, trailing_max
 from spiralsim.scenario import AnalysisConfig
 from spiralsim.vocabulary import FAILURE_KINDS
-from synthetic_run import build, fake_scenario, leak, spiral
 
 
 def test_stable_when_no_bucket_is_degraded():

@@ -2,54 +2,30 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import simpy
+from builders import TEXTBOOK, scenario
 
-from spiralsim import scenario_from_toml, simulate
+from spiralsim import simulate
 from spiralsim.metrics import Recorder
 from spiralsim.model.client import Client
-from spiralsim.model.request import Request
+from spiralsim.model.connection import Connection
 from spiralsim.model.database import Database
+from spiralsim.model.request import Request
 from spiralsim.model.timer import Timer
 from spiralsim.model.traffic import RateCurve, rate_segments
 from spiralsim.model.world import World
-from spiralsim.scenario import ClientConfig
-from spiralsim.scenario import DatabaseConfig
-from spiralsim.scenario import PhaseConfig as Phase
+from spiralsim.scenario import ClientConfig, DatabaseConfig, PhaseConfig, Scenario
 
 
-def textbook(endpoint: dict | None = None, *, pool: dict | None = None, client: dict | None = None,
-             pod: dict | None = None, balancer: dict | None = None, last_arrival: str = "5s",
-             extra: str = "", duration: str = "20s") -> str:
-    """One pod, one query endpoint, no CPU, no timeouts, a warm pool of one, arrivals every
-    125 ms until `last_arrival`: a plain deterministic queue. Tables take overrides."""
-    def table(name: str, base: dict, over: dict | None) -> str:
-        rows = {**base, **(over or {})}
-        return f"[services.api.{name}]\n" + "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in rows.items())
-    return "\n".join([
-        f'duration = "{duration}"',
-        "[services.api.traffic]",
-        "rate = 8",
-        'arrivals = "deterministic"',
-        f'phases = [{{ start = "{last_arrival}", end = "1h", rate = 0 }}]',
-        table("endpoints.q", {"statement_cpu": 0, "distribution": "deterministic"}, endpoint),
-        table("client", {"timeout": 0}, client),
-        table("balancer", {"upstream_timeout": 0}, balancer),
-        table("pod", {"cpu_per_request": 0, "warm_connections": 1}, pod),
-        table("pool", {"max": 1, "idle_timeout": 0}, pool),
-        extra,
-    ])
-
-
-def totals(text: str):
-    rec = World(scenario_from_toml(text)).run()
+def totals(s: Scenario):
+    rec = World(s).run()
     return rec.services["api"].cols
 
 
 def test_dd1_underloaded_every_request_takes_its_service_time():
-    c = totals(textbook({"statement_wait": "62.5ms"}))
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=62.5ms"))
     assert c["arrivals"].sum() == 40  # every 125 ms for 5 s
     assert c["successes"].sum() == 40
     assert c["latency_sum"].sum() == 40 * 0.0625
@@ -58,7 +34,7 @@ def test_dd1_underloaded_every_request_takes_its_service_time():
 
 def test_dd1_overloaded_waits_grow_linearly_exactly():
     # Service 250 ms, arrivals every 125 ms: request k waits 0.125 (k - 1) s.
-    c = totals(textbook({"statement_wait": "250ms"}))
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=250ms"))
     assert c["successes"].sum() == 40
     assert c["acquire_wait_sum"].sum() == 0.125 * sum(range(40))  # 97.5 s
     assert c["latency_sum"].sum() == 0.125 * sum(range(40)) + 40 * 0.25
@@ -67,7 +43,7 @@ def test_dd1_overloaded_waits_grow_linearly_exactly():
 
 def test_ramp_arrivals_follow_the_integrated_rate():
     # Rate ramps 0 -> 10/s over 10 s: Lambda(t) = t^2 / 2, so arrival k is at sqrt(2k).
-    curve = RateCurve(rate_segments(0.0, [Phase(start=0, end=10, rate=10, ramp=True)], 10.0))
+    curve = RateCurve(rate_segments(0.0, [PhaseConfig(start=0, end=10, rate=10, ramp=True)], 10.0))
     t, times = 0.0, []
     while (t := curve.next_arrival(t, 1.0)) != math.inf:
         times.append(t)
@@ -76,9 +52,10 @@ def test_ramp_arrivals_follow_the_integrated_rate():
 
 
 def test_poisson_arrival_count_matches_the_rate():
-    text = textbook({"statement_wait": "1ms"}, last_arrival="100s", duration="100s")
-    text = text.replace('arrivals = "deterministic"', "").replace("rate = 8", "rate = 200")
-    n = World(scenario_from_toml(text)).run().services["api"].cols["arrivals"].sum()
+    poisson = scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=1ms", "services.api.traffic.rate=200",
+                       "services.api.traffic.phases.0.start=100s", duration="100s",
+                       services={"api": {"traffic": {"arrivals": None}}})  # the default: Poisson
+    n = World(poisson).run().services["api"].cols["arrivals"].sum()
     # Poisson with mean 20000: 4 standard deviations is 566.
     assert abs(n - 20000) < 4 * math.sqrt(20000)
 
@@ -121,8 +98,9 @@ def test_decorrelated_jitter_grows_from_base_and_is_capped():
 
 def test_client_timeout_retries_and_the_first_attempt_is_wasted():
     # One request at 0.125 s, 1.5 s statements, a 1 s client timeout, 2 attempts, a pool of 2.
-    c = totals(textbook({"statement_wait": "1.5s"}, pool={"max": 2}, client={"timeout": "1s", "max_attempts": 2},
-                        last_arrival="0.2s"))
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=1.5s", "services.api.pool.max=2",
+                        "services.api.client.timeout=1s", "services.api.client.max_attempts=2",
+                        "services.api.traffic.phases.0.start=0.2s"))
     assert c["arrivals"].sum() == 1 and c["attempts"].sum() == 2 and c["retries"].sum() == 1
     assert c["failures_client_timeout"].sum() == 1
     assert c["wasted"].sum() == 2  # both attempts finished after their client had left
@@ -130,18 +108,20 @@ def test_client_timeout_retries_and_the_first_attempt_is_wasted():
 
 
 def test_upstream_timeout_answers_504_while_the_pod_works_on():
-    c = totals(textbook({"statement_wait": "2s"}, balancer={"upstream_timeout": "1s"}, last_arrival="0.2s"))
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=2s",
+                        "services.api.balancer.upstream_timeout=1s", "services.api.traffic.phases.0.start=0.2s"))
     assert c["failures_upstream_timeout"].sum() == 1 and c["wasted"].sum() == 1
 
 
 def test_max_inflight_sheds_with_503():
-    c = totals(textbook({"statement_wait": "10s"}, pod={"max_inflight": 3}))
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=10s", "services.api.pod.max_inflight=3"))
     assert c["failures_shed"].sum() == 40 - 3
 
 
 def test_pod_cpu_is_first_come_first_served_on_one_core():
     # 40 requests of 200 ms event-loop CPU each, every 125 ms: the loop is the bottleneck.
-    c = totals(textbook({"statement_wait": 0}, pod={"cpu_per_request": "200ms"}))
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=0",
+                        "services.api.pod.cpu_per_request=200ms"))
     assert c["successes"].sum() == 40
     # Request k (from 0) starts its CPU at 0.125 + 0.2 k, arrived at 0.125 (k + 1): latency 0.2 + 0.075 k.
     assert c["latency_sum"].sum() == pytest.approx(sum(0.2 + 0.075 * k for k in range(40)))
@@ -150,8 +130,8 @@ def test_pod_cpu_is_first_come_first_served_on_one_core():
 
 @pytest.mark.parametrize("policy", ["round_robin", "least_outstanding", "random"])
 def test_balancer_spreads_attempts_over_pods(policy):
-    world = World(scenario_from_toml(textbook({"statement_wait": "300ms"}, pod={"replicas": 4},
-                                              balancer={"policy": policy})))
+    world = World(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=300ms", "services.api.pod.replicas=4",
+                           f"services.api.balancer.policy={policy}"))
     world.run()
     pods = world.services["api"].ready
     assert sum(world.recorder.services["api"].successes) == 40
@@ -179,8 +159,11 @@ class DbHarness:
     def statement(self, at: float, who: str, cpu: float, wait: float = 0.0) -> None:
         def done(arg, error):
             self.log.append((round(self.env.now, 9), arg, error or "done"))
-        conn = SimpleNamespace(dead=False, iit=False, stmt=None, tx=None)  # a session doing nothing else
+        conn = Connection(self.rec.services["api"], self.server_ended)  # a session doing nothing else
         Timer(self.env, at, lambda _t: self.db.execute(conn, cpu, wait, done, who))
+
+    def server_ended(self, conn: Connection, reason: str) -> None:
+        self.log.append((round(self.env.now, 9), "session", reason))  # never expected: shows in the log
 
     def run(self):
         self.env.run(until=100.0)
@@ -213,14 +196,8 @@ def test_statement_timeout_cancels_and_frees_the_core():
 
 
 def test_slow_queries_scale_statements_that_start_inside_the_window():
-    text = textbook({"statement_wait": "100ms"}, extra='''
-[[incidents]]
-kind = "slow_queries"
-start = "1s"
-end = "2s"
-factor = 10
-''')
-    c = totals(text)
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=100ms",
+                        incidents=[{"kind": "slow_queries", "start": "1s", "end": "2s", "factor": 10}]))
     # Reference: a single server, arrivals at 0.125 k; a statement is 10x slower when it
     # *starts* in [1, 2), whenever its request arrived.
     free, latency = 0.0, 0.0
@@ -234,16 +211,15 @@ factor = 10
 
 
 def test_a_query_endpoint_with_a_failing_statement_closes_its_connection():
-    text = textbook({"statement_wait": "10ms", "error_rate": 1.0})
-    c = totals(text)
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=10ms",
+                        "services.api.endpoints.q.error_rate=1.0"))
     assert c["failures_statement_error"].sum() == 40
     assert c["closes"].sum() == 40 and c["connects"].sum() == 39  # the warm one, then one new per request
 
 
 def test_a_transaction_keeps_its_connection_through_think_time_and_an_error():
-    text = textbook({"statement_wait": "10ms", "kind": "transaction", "statements": 3, "think": "20ms",
-                     "error_rate": 0.5})
-    s = simulate(scenario_from_toml(text))
+    s = simulate(scenario(TEXTBOOK, services={"api": {"endpoints": {"q": {
+        "statement_wait": "10ms", "kind": "transaction", "statements": 3, "think": "20ms", "error_rate": 0.5}}}}))
     c = s.recording.services["api"].cols
     assert c["closes"].sum() == 0 and c["connects"].sum() == 0  # rolled back and released, kept
     assert c["successes"].sum() + c["failures_statement_error"].sum() == 40

@@ -7,8 +7,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from builders import scenario
 
-from spiralsim import load_scenario, scenario_from_toml, simulate
+from spiralsim import load_scenario, simulate
 from spiralsim.model.world import World
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
@@ -73,30 +74,27 @@ def test_a_failover_crash_loops_pods_without_a_pool_error_listener():
     assert listening["recovery_s"] < bare["recovery_s"]
 
 
+#: Half an hour of transfers on one pod and a pool that never runs out: every failed
+#: transaction leaks its connection.
+LEAK_ARITHMETIC: dict = {
+    "duration": "30m",
+    "database": {"max_connections": 1000},
+    "services": {"api": {
+        "traffic": {"rate": 20},
+        "endpoints": {"transfer": {"kind": "transaction", "statements": 3, "error_rate": 0.001, "leak_on_error": True}},
+        "pod": {"replicas": 1, "cpu_per_request": 0},
+        "pool": {"max": 500},
+    }},
+}
+
+
 def test_leaked_connections_match_the_arithmetic():
     """Leaks = transactions x P(one of k statements fails) = N (1 - (1 - p)^k).
 
     The count is binomial given the number of transactions; the tolerance is 4
     standard deviations of Binomial(N, q) (a false alarm about once in 16,000 runs).
     """
-    text = """
-duration = "30m"
-[database]
-max_connections = 1000
-[services.api.traffic]
-rate = 20
-[services.api.endpoints.transfer]
-kind = "transaction"
-statements = 3
-error_rate = 0.001
-leak_on_error = true
-[services.api.pod]
-replicas = 1
-cpu_per_request = 0
-[services.api.pool]
-max = 500
-"""
-    rec = World(scenario_from_toml(text)).run()
+    rec = World(scenario(LEAK_ARITHMETIC)).run()
     c = rec.services["api"].cols
     n = c["arrivals"].sum()
     q = 1 - (1 - 0.001) ** 3
@@ -105,21 +103,20 @@ max = 500
     assert leaked == c["failures_statement_error"].sum()  # every failed transaction leaked
 
 
+#: An hour of a slow leak that ends in an outage (the rate is set by the test).
+LEAK_FOR_AN_HOUR: dict = {
+    "duration": "1h",
+    "bucket": "10s",
+    "services": {"api": {
+        "endpoints": {"transfer": {"kind": "transaction", "statements": 2, "error_rate": 0.0002,
+                                   "leak_on_error": True}},
+        "pool": {"acquire_timeout": "3s"},
+    }},
+}
+
+
 def _peak_memory(rate: float) -> int:
-    text = f"""
-duration = "1h"
-bucket = "10s"
-[services.api.traffic]
-rate = {rate}
-[services.api.endpoints.transfer]
-kind = "transaction"
-statements = 2
-error_rate = 0.0002
-leak_on_error = true
-[services.api.pool]
-acquire_timeout = "3s"
-"""
-    world = World(scenario_from_toml(text))
+    world = World(scenario(LEAK_FOR_AN_HOUR, f"services.api.traffic.rate={rate}"))
     tracemalloc.start()
     world.run()
     peak = tracemalloc.get_traced_memory()[1]

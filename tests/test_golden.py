@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from golden import fingerprint, path_for
 from shipped import SCENARIOS, run
 

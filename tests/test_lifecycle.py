@@ -4,38 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from builders import FORTY_ARRIVALS, LIFECYCLE, scenario
 
-from spiralsim import load_scenario, scenario_from_toml, simulate
+from spiralsim import load_scenario, simulate
 from spiralsim.model.timer import Timer
 from spiralsim.model.world import World
 
 PUSH_SPIKE = Path(__file__).parent.parent / "scenarios" / "push_spike.toml"
-
-
-def scenario(*, database: str = "", pod: str = "", pool: str = "", endpoint: str = "", traffic: str = "rate = 0",
-             duration: str = "100s", client: str = "") -> str:
-    return f"""
-duration = "{duration}"
-[database]
-{database}
-[services.api.traffic]
-{traffic}
-[services.api.endpoints.q]
-statement_cpu = 0
-distribution = "deterministic"
-{endpoint}
-[services.api.client]
-timeout = 0
-{client}
-[services.api.balancer]
-upstream_timeout = 0
-[services.api.pod]
-cpu_per_request = 0
-{pod}
-[services.api.pool]
-idle_timeout = 0
-{pool}
-"""
 
 
 def events(world: World, *kinds: str) -> list[tuple[float, str]]:
@@ -44,10 +19,10 @@ def events(world: World, *kinds: str) -> list[tuple[float, str]]:
 
 def test_crash_loop_backoff_doubles_to_five_minutes():
     # One usable slot, held by the running pod; a second pod can never connect.
-    world = World(scenario_from_toml(scenario(
-        database="max_connections = 10\nother_connections = 6", duration="1100s",
-        pod="warm_connections = 1\nrequire_db_at_start = true\nstartup = '10s'\n"
-            "schedule = [{ at = '10s', replicas = 2 }]")))
+    world = World(scenario(
+        LIFECYCLE, duration="1100s", database={"max_connections": 10, "other_connections": 6},
+        services={"api": {"pod": {"warm_connections": 1, "require_db_at_start": True, "startup": "10s",
+                                  "schedule": [{"at": "10s", "replicas": 2}]}}}))
     world.run()
     crashes = events(world, "pod_crash")
     delays = [10, 20, 40, 80, 160, 300, 300, 300]
@@ -62,7 +37,7 @@ def test_crash_loop_backoff_doubles_to_five_minutes():
 
 
 def test_crash_loop_backoff_resets_after_ten_minutes_running():
-    world = World(scenario_from_toml(scenario(duration="800s", pod="startup = '10s'")))
+    world = World(scenario(LIFECYCLE, "services.api.pod.startup=10s", duration="800s"))
     pod = world.services["api"].pods[0]
     Timer(world.env, 700.0, lambda _t: pod.crash("test"))   # ran 700 s: back-off 10 s
     Timer(world.env, 730.0, lambda _t: pod.crash("test"))   # restarted at 710, ran 20 s: 20 s
@@ -74,9 +49,9 @@ def test_crash_loop_backoff_resets_after_ten_minutes_running():
 
 
 def test_a_crash_fails_every_attempt_in_flight_and_frees_their_slots():
-    text = scenario(traffic="rate = 8\narrivals = 'deterministic'\nphases = [{ start = '5s', end = '1h', rate = 0 }]",
-                    endpoint="statement_wait = '10s'", pool="max = 50", pod="startup = '1s'", duration="30s")
-    world = World(scenario_from_toml(text))
+    world = World(scenario(LIFECYCLE, "services.api.endpoints.q.statement_wait=10s", "services.api.pool.max=50",
+                           "services.api.pod.startup=1s", duration="30s",
+                           services={"api": {"traffic": FORTY_ARRIVALS}}))
     pod = world.services["api"].pods[0]
     Timer(world.env, 6.0, lambda _t: pod.crash("test"))
     recording = world.run()
@@ -89,11 +64,10 @@ def test_a_crash_fails_every_attempt_in_flight_and_frees_their_slots():
 
 
 def test_scale_down_drains_and_loses_nothing():
-    text = scenario(traffic="rate = 8\narrivals = 'deterministic'\nphases = [{ start = '5s', end = '1h', rate = 0 }]",
-                    endpoint="statement_wait = '2s'",
-                    pod="replicas = 4\nwarm_connections = 5\nschedule = [{ at = '3s', replicas = 1 }]",
-                    duration="30s")
-    world = World(scenario_from_toml(text))
+    world = World(scenario(
+        LIFECYCLE, "services.api.endpoints.q.statement_wait=2s", duration="30s",
+        services={"api": {"traffic": FORTY_ARRIVALS,
+                          "pod": {"replicas": 4, "warm_connections": 5, "schedule": [{"at": "3s", "replicas": 1}]}}}))
     recording = world.run()
     c = recording.services["api"].cols
     assert c["successes"].sum() == 40 and c["failures_pod_crashed"].sum() == 0
@@ -104,8 +78,8 @@ def test_scale_down_drains_and_loses_nothing():
 
 
 def test_schedule_adds_pods_that_start_then_become_ready():
-    world = World(scenario_from_toml(scenario(pod="startup = '5s'\nschedule = [{ at = '10s', replicas = 3 }]",
-                                              duration="30s")))
+    world = World(scenario(LIFECYCLE, duration="30s", services={"api": {"pod": {
+        "startup": "5s", "schedule": [{"at": "10s", "replicas": 3}]}}}))
     rec = world.run()
     c = rec.services["api"].cols
     ready = c["pods_ready_area"]   # one-second buckets: area = mean count
@@ -117,10 +91,10 @@ def test_schedule_adds_pods_that_start_then_become_ready():
 
 def test_warm_up_that_fails_halfway_closes_what_it_opened():
     # 5 usable slots; the running pod holds 3; the new pod opens 2 of its 3, the third is refused.
-    world = World(scenario_from_toml(scenario(
-        database="max_connections = 10\nother_connections = 2", duration="20s",
-        pod="warm_connections = 3\nrequire_db_at_start = true\nstartup = '10s'\n"
-            "schedule = [{ at = '5s', replicas = 2 }]")))
+    world = World(scenario(
+        LIFECYCLE, duration="20s", database={"max_connections": 10, "other_connections": 2},
+        services={"api": {"pod": {"warm_connections": 3, "require_db_at_start": True, "startup": "10s",
+                                  "schedule": [{"at": "5s", "replicas": 2}]}}}))
     world.run()
     assert events(world, "pod_crash") == [
         (15.03, "api-1 crashed: could not open its 3 connections at start (too_many_clients); restart in 10 s")]

@@ -7,16 +7,15 @@ import struct
 from pathlib import Path
 
 import pytest
+from synthetic_run import build, fake_scenario, leak, spiral
 
 from spiralsim.cli import main
-from spiralsim.report import summary_lines
 from spiralsim.metrics import Event
-from spiralsim.report.run_folder import FILES, write_run
+from spiralsim.report import render_report, summary_lines
 from spiralsim.report.dashboard import PANELS, dashboard
-from spiralsim.report import render_report
 from spiralsim.report.format import mmss
+from spiralsim.report.run_folder import FILES, write_run
 from spiralsim.scenario import scenario_from_dict
-from synthetic_run import build, fake_scenario, leak, spiral
 
 EVENTS = (
     Event(120.0, "", "incident_start", "slow_queries x100"),

@@ -7,8 +7,7 @@ from spiralsim.metrics import Recorder
 from spiralsim.model.database import FULL_TEXT, RESERVED_TEXT, Database
 from spiralsim.model.pool import Pool
 from spiralsim.model.timer import Timer
-from spiralsim.scenario import DatabaseConfig
-from spiralsim.scenario import PoolConfig
+from spiralsim.scenario import DatabaseConfig, PoolConfig
 
 
 class Harness:

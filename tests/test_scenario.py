@@ -25,8 +25,8 @@ from spiralsim.scenario import (
     scenario_from_toml,
     scenario_to_toml,
 )
-from spiralsim.scenario.errors import NOT_SUPPORTED_YET
 from spiralsim.scenario.durations import format_duration, parse_duration
+from spiralsim.scenario.errors import NOT_SUPPORTED_YET
 
 MINIMAL = """
 duration = "10m"

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import math
 
-from spiralsim import scenario_from_toml
+from builders import SESSION_SERVICE, SESSIONS, merge, scenario
+
 from spiralsim.model.world import World
+from spiralsim.scenario import Scenario
 
 
-def scenario(*, database: str = "", services: dict[str, dict[str, str]] | None = None,
-             duration: str = "20s", extra: str = "") -> str:
-    """Services with deterministic arrivals (one every 125 ms until `last`), no CPU, no timeouts."""
-    out = [f'duration = "{duration}"', "[database]", database]
-    for name, t in (services or {}).items():
-        out += [
-            f"[services.{name}.traffic]", f"rate = {t.get('rate', '8')}", 'arrivals = "deterministic"',
-            f"phases = [{{ start = \"{t.get('last', '0.2s')}\", end = \"10h\", rate = 0 }}]",
-            f"[services.{name}.endpoints.e]", "statement_cpu = 0", 'distribution = "deterministic"',
-            'statement_wait = "10ms"', t.get("endpoint", ""),
-            f"[services.{name}.client]", "timeout = 0",
-            f"[services.{name}.balancer]", "upstream_timeout = 0",
-            f"[services.{name}.pod]", "cpu_per_request = 0", 'startup = "1s"', t.get("pod", ""),
-            f"[services.{name}.pool]", "idle_timeout = 0", t.get("pool", ""),
-        ]
-    return "\n".join(out + [extra])
+def service(*, rate: int = 8, last: str = "0.2s", **tables: dict) -> dict:
+    """A SESSION_SERVICE with `rate` requests a second until `last`, `tables` merged in."""
+    traffic = {"rate": rate, "phases": [{"start": last, "end": "10h", "rate": 0}]}
+    return merge(SESSION_SERVICE, {"traffic": traffic, **tables})
 
 
-def run(text: str) -> World:
-    world = World(scenario_from_toml(text))
+def run(s: Scenario) -> World:
+    world = World(s)
     world.run()
     return world
 
@@ -40,12 +30,12 @@ def total(world: World, column: str, service: str = "api") -> float:
     return float(sum(getattr(world.recorder.services[service], column)))
 
 
-LEAKY = {"endpoint": 'kind = "transaction"\nerror_rate = 1.0\nleak_on_error = true',
-         "pool": 'max = 3\nacquire_timeout = "1s"', "last": "1s"}
+LEAKY = service(last="1s", endpoints={"e": {"kind": "transaction", "error_rate": 1.0, "leak_on_error": True}},
+                pool={"max": 3, "acquire_timeout": "1s"})
 
 
 def test_a_handler_without_finally_leaks_one_client_per_failed_transaction():
-    world = run(scenario(services={"api": LEAKY}))
+    world = run(scenario(SESSIONS, services={"api": LEAKY}))
     # Arrivals at 0.125 k (k = 1..8). Requests 1-3 each open a connection (30 ms), fail after 10 ms and
     # never release; the rest queue for 1 s and get "timeout exceeded when trying to connect".
     assert kinds(world, "first_leak")[0][0] == 0.165
@@ -60,7 +50,8 @@ def test_a_handler_without_finally_leaks_one_client_per_failed_transaction():
 
 
 def test_the_with_transaction_helper_never_leaks():
-    world = run(scenario(services={"api": {**LEAKY, "endpoint": 'kind = "transaction"\nerror_rate = 1.0'}}))
+    helper = merge(LEAKY, {"endpoints": {"e": {"leak_on_error": None}}})  # the default: roll back, release
+    world = run(scenario(SESSIONS, services={"api": helper}))
     assert total(world, "leaked") == 0
     pool = world.services["api"].pods[0].pool
     assert pool.total == 1 and len(pool.idle) == 1  # rolled back and released: one connection serves all
@@ -68,7 +59,7 @@ def test_the_with_transaction_helper_never_leaks():
 
 
 def test_idle_in_transaction_timeout_turns_a_leak_into_a_crash():
-    world = run(scenario(database='idle_in_transaction_session_timeout = "5s"', services={"api": LEAKY}))
+    world = run(scenario(SESSIONS, "database.idle_in_transaction_session_timeout=5s", services={"api": LEAKY}))
     # The first leaked session is killed 5 s after it went idle in transaction; the FATAL arrives as an
     # 'error' on a checked-out client with no listener: the node process crashes.
     crashes = kinds(world, "pod_crash")
@@ -79,8 +70,8 @@ def test_idle_in_transaction_timeout_turns_a_leak_into_a_crash():
 
 
 def test_with_a_client_listener_the_pool_fills_with_dead_clients():
-    world = run(scenario(database='idle_in_transaction_session_timeout = "5s"',
-                         services={"api": {**LEAKY, "pod": "crash_on_client_error = false"}}))
+    world = run(scenario(SESSIONS, "database.idle_in_transaction_session_timeout=5s",
+                         "services.api.pod.crash_on_client_error=false", services={"api": LEAKY}))
     pool = world.services["api"].pods[0].pool
     assert not kinds(world, "pod_crash")
     assert total(world, "sessions_killed") == 3
@@ -88,11 +79,12 @@ def test_with_a_client_listener_the_pool_fills_with_dead_clients():
     assert world.recorder.services["api"].pool_dead.value == 3  # ...but pg-pool never takes them back
 
 
-ORPHAN = {"endpoint": 'kind = "transaction"\norphan_rate = 1.0', "pool": "max = 1", "last": "0.7s"}
+ORPHAN = service(last="0.7s", endpoints={"e": {"kind": "transaction", "orphan_rate": 1.0}}, pool={"max": 1})
 
 
 def test_orphaned_transaction_swallows_later_requests_and_loses_their_writes():
-    world = run(scenario(database='idle_in_transaction_session_timeout = "5s"', services={"api": ORPHAN}))
+    world = run(scenario(SESSIONS, "database.idle_in_transaction_session_timeout=5s",
+                         services={"api": ORPHAN}))
     # Five requests at 0.125 .. 0.625 s, all on the pool's one connection: the first releases without
     # COMMIT, the next four BEGIN inside its transaction (PostgreSQL only warns) and leave it open too.
     assert total(world, "successes") == 5
@@ -108,16 +100,16 @@ def test_orphaned_transaction_swallows_later_requests_and_loses_their_writes():
 
 
 def test_crash_on_pool_error_crashes_a_pod_without_a_listener():
-    world = run(scenario(database='idle_in_transaction_session_timeout = "5s"',
-                         services={"api": {**ORPHAN, "pod": "crash_on_pool_error = true"}}))
+    world = run(scenario(SESSIONS, "database.idle_in_transaction_session_timeout=5s",
+                         "services.api.pod.crash_on_pool_error=true", services={"api": ORPHAN}))
     assert kinds(world, "pod_crash")[0][:2] == (5.635, "pod_crash")
 
 
 def test_a_statement_waits_for_the_locks_of_an_orphaned_transaction():
     world = run(scenario(
-        database='idle_in_transaction_session_timeout = "5s"',
-        services={"writer": {**ORPHAN, "last": "0.2s"},
-                  "reader": {"rate": "1", "last": "1.5s", "endpoint": "lock_conflict = 1.0"}}))
+        SESSIONS, "database.idle_in_transaction_session_timeout=5s", "services.writer.traffic.phases.0.start=0.2s",
+        services={"writer": ORPHAN,
+                  "reader": service(rate=1, last="1.5s", endpoints={"e": {"lock_conflict": 1.0}})}))
     # writer's orphan: idle in transaction from 0.165 s, killed at 5.165 s. reader's one request at
     # 1.0 s connects (30 ms) and its statement waits for the orphan's rows until then, then runs 10 ms.
     r = world.recorder.services["reader"]
@@ -129,18 +121,18 @@ def test_a_statement_waits_for_the_locks_of_an_orphaned_transaction():
 
 def test_statement_timeout_ends_a_lock_wait():
     world = run(scenario(
-        database='statement_timeout = "2s"',
-        services={"writer": {**ORPHAN, "last": "0.2s"},
-                  "reader": {"rate": "1", "last": "1.5s", "endpoint": "lock_conflict = 1.0"}}))
+        SESSIONS, "database.statement_timeout=2s", "services.writer.traffic.phases.0.start=0.2s",
+        services={"writer": ORPHAN,
+                  "reader": service(rate=1, last="1.5s", endpoints={"e": {"lock_conflict": 1.0}})}))
     r = world.recorder.services["reader"]
     assert sum(r.failures[7]) == 1  # statement_timeout
     assert math.isclose(sum(r.lock_wait_sum), 2.0, rel_tol=1e-9)
 
 
 def test_db_restart_drops_every_connection_and_refuses_connects_while_it_lasts():
-    base = {"rate": "8", "last": "20s", "pod": "warm_connections = 3", "pool": "max = 3"}
-    incident = '[[incidents]]\nkind = "db_restart"\nstart = "10.01s"\nend = "10.5s"'
-    world = run(scenario(services={"api": base}, extra=incident))
+    base = service(last="20s", pod={"warm_connections": 3}, pool={"max": 3})
+    incident = [{"kind": "db_restart", "start": "10.01s", "end": "10.5s"}]
+    world = run(scenario(SESSIONS, services={"api": base}, incidents=incident))
     # With the pool error listener (the default) the pod rides it out: idle connections are
     # removed, the next requests reconnect; those that connect inside the window are refused.
     assert not kinds(world, "pod_crash")
@@ -149,16 +141,16 @@ def test_db_restart_drops_every_connection_and_refuses_connects_while_it_lasts()
     cols = world.recorder.finalize(20.0).services["api"].cols
     assert cols["failures_connection_terminated"].sum() >= 1
     assert cols["successes"].sum() + cols["failures_connection_terminated"].sum() == 159
-    world = run(scenario(services={"api": {**base, "pod": "warm_connections = 3\ncrash_on_pool_error = true"}},
-                         extra=incident))
+    world = run(scenario(SESSIONS, "services.api.pod.crash_on_pool_error=true", services={"api": base},
+                         incidents=incident))
     crash = kinds(world, "pod_crash")[0]
     assert crash[0] == 10.01 and "unhandled 'error' event from the pool" in crash[2]
 
 
 def test_network_blip_is_found_on_use():
-    base = {"rate": "1", "last": "20s", "pod": "warm_connections = 1", "pool": "max = 1"}
-    incident = '[[incidents]]\nkind = "network_blip"\nstart = "5.5s"\nend = "6s"'
-    world = run(scenario(services={"api": base}, extra=incident))
+    base = service(rate=1, last="20s", pod={"warm_connections": 1}, pool={"max": 1})
+    incident = [{"kind": "network_blip", "start": "5.5s", "end": "6s"}]
+    world = run(scenario(SESSIONS, services={"api": base}, incidents=incident))
     cols = world.recorder.finalize(20.0).services["api"].cols
     # Arrivals at 1, 2, ... s. The 6 s request finds its idle connection dead (no error until used);
     # pool.query closes it; the 7 s request reconnects.

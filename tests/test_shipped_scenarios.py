@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from shipped import SCENARIOS, run
+
 from spiralsim import load_scenario, simulate
-from spiralsim.vocabulary import EVENT_KINDS, FAILURE_KINDS
 from spiralsim.model.world import World
+from spiralsim.vocabulary import EVENT_KINDS, FAILURE_KINDS
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)

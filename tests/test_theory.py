@@ -22,9 +22,8 @@ import numpy as np
 import pytest
 import simpy
 
-from spiralsim.scenario import textbook
 from spiralsim.model.world import World
-from spiralsim.scenario import scenario_from_toml
+from spiralsim.scenario import scenario_from_toml, textbook
 
 Z = 4.0  # allowed |sim - theory| in standard errors
 BATCHES = 25

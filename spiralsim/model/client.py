@@ -103,7 +103,8 @@ class Client:
             series.failures[KIND_INDEX[error]][b] += 1
             if error not in series.first_failure:
                 series.first_failure.add(error)
-                self.recorder.event(now, self.service, "first_failure", f"{error}: {FAILURE_KINDS[KIND_INDEX[error]].text}")
+                text = FAILURE_KINDS[KIND_INDEX[error]].text
+                self.recorder.event(now, self.service, "first_failure", f"{error}: {text}")
         if req.done:
             raise AssertionError("a request ended twice")
         req.done = True

@@ -29,7 +29,8 @@ class Statement:
 
     __slots__ = ("wait", "done", "arg", "phase", "dead", "conn", "cpu", "t0")
 
-    def __init__(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object):
+    def __init__(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None],
+                 arg: object):
         self.conn = conn
         self.cpu = cpu
         self.wait = wait
@@ -119,8 +120,8 @@ class Database:
         self.sessions.drop_silently()
 
     # --- statements --------------------------------------------------------
-    def execute(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None], arg: object,
-                blocker: Transaction | None = None) -> None:
+    def execute(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None],
+                arg: object, blocker: Transaction | None = None) -> None:
         """Run one statement on `conn` (seconds of CPU, seconds of wait), first waiting for
         `blocker`'s locks if given; then `done(arg, error_kind or None)`."""
         if conn.dead:  # a dropped connection is found on use

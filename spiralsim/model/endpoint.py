@@ -15,7 +15,8 @@ from .rng import Draws
 class Endpoint:
     """The runtime of one `[services.NAME.endpoints.ENDPOINT]` table."""
 
-    def __init__(self, name: str, config: EndpointConfig, work: Draws, errors: Draws, windows: list[tuple[float, float, float]],
+    def __init__(self, name: str, config: EndpointConfig, work: Draws, errors: Draws,
+                 windows: list[tuple[float, float, float]],
                  locks: Draws | None = None, orphans: Draws | None = None):
         self.name = name
         self.is_query = config.kind == "query"

@@ -9,7 +9,8 @@ class Request:
 
     __slots__ = ("t0", "endpoint", "work", "errors", "locks", "orphan", "attempts", "backoff_prev", "done")
 
-    def __init__(self, t0: float, endpoint: Endpoint, work: list[float], errors: int, locks: int = 0, orphan: bool = False):
+    def __init__(self, t0: float, endpoint: Endpoint, work: list[float], errors: int, locks: int = 0,
+                 orphan: bool = False):
         self.t0 = t0
         self.endpoint = endpoint
         self.work = work

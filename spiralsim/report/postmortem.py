@@ -6,7 +6,7 @@ The timeline is timeline.py, the look-ups run_view.py, the formatters format.py.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -187,7 +187,8 @@ def _figures_table(run: RunView) -> str:
         ("attempts (amplification)", lambda v: f"{count(v['attempts'])} ({v['amplification'] or 0:.2f})"),
         ("wasted attempts", lambda v: count(v["wasted"])),
         ("latency mean / p50 / p99", lambda v: " / ".join(ms(v["latency_ms"][k]) for k in ("mean", "p50", "p99"))),
-        ("p99 before / during / after", lambda v: " / ".join(ms(v["p99_ms"][k]) for k in ("before", "during", "after"))),
+        ("p99 before / during / after",
+         lambda v: " / ".join(ms(v["p99_ms"][k]) for k in ("before", "during", "after"))),
         ("acquire wait mean", lambda v: ms(v["acquire_wait_ms"]["mean"])),
         ("peak pool waiting", lambda v: count(v["peak_pool_waiting"])),
         ("pods at most", lambda v: count(v["pods_max"])),

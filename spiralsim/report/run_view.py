@@ -37,7 +37,8 @@ class RunView:
         ready = self.at("pods_ready", service, t)
         in_use = self.at("pool_total", service, t) - self.at("pool_idle", service, t)
         capacity = ready * self.sc.services[service].pool.max
-        parts = [f"{ready:.0f} pod{'' if round(ready) == 1 else 's'} ready", f"pool {in_use:.0f} of {capacity:.0f} in use",
+        parts = [f"{ready:.0f} pod{'' if round(ready) == 1 else 's'} ready",
+                 f"pool {in_use:.0f} of {capacity:.0f} in use",
                  f"{count(self.at('pool_waiting_max', service, t))} waiting"]
         dead = self.at("pool_dead", service, t)
         if dead >= 0.5:

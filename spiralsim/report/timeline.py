@@ -43,7 +43,7 @@ _SENTENCES = {
 }
 
 
-def describe(run: RunViewView, group: list[Event]) -> str:
+def describe(run: RunView, group: list[Event]) -> str:
     """The sentence of one row of "What happened"."""
     e, n = group[0], len(group)
     svc = e.service

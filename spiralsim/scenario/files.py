@@ -14,7 +14,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from .models import DurationMark, Scenario
+from .durations import format_duration
 from .errors import (
     ScenarioError,
     find_dangling_references,
@@ -23,7 +23,7 @@ from .errors import (
     show,
     translate_errors,
 )
-from .durations import format_duration
+from .models import DurationMark, Scenario
 
 # ---------------------------------------------------------------- overrides
 
