@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 from ..metrics import Event
@@ -157,22 +158,39 @@ def _outcome_row(run: RunView) -> tuple[float, str, str]:
     return end, "The run ended before the outcome could be told.", ""
 
 
-def what_happened(run: RunView) -> str:
-    """The post-mortem's cascade: a Markdown table, one row per event or group of like events."""
-    rows: list[tuple[float, str, str, str]] = []
+@dataclass(frozen=True)
+class Row:
+    """One row of "What happened": its number (the dashboard marks the row's events with
+    it), when it starts, the sentence, the figures, and the events it tells (none for
+    the rows the analysis adds: the first degraded bucket, the outcome)."""
+
+    number: int
+    time: float
+    when: str
+    what: str
+    figures: str
+    events: tuple[Event, ...]
+
+
+def timeline(run: RunView) -> list[Row]:
+    """The rows of "What happened" in time order, numbered from 1."""
+    found: list[tuple[float, str, str, str, tuple[Event, ...]]] = []
     for group in groups(run.result.events):
         t0, t1 = group[0].time, group[-1].time
         when = run.clock(t0) if run.clock(t0) == run.clock(t1) else f"{run.clock(t0)}–{run.clock(t1)}"
-        rows.append((t0, when, describe(run, group), figures(run, group)))
+        found.append((t0, when, describe(run, group), figures(run, group), tuple(group)))
     for t, what, figs in filter(None, (_first_degraded_row(run), _outcome_row(run))):
-        rows.append((t, run.clock(t), what, figs))
-    rows.sort(key=lambda r: r[0])
-    lines = ["## What happened", "| time | what | figures |", "|---|---|---|"]
-    for _, when, what, figs in rows[:MAX_ROWS]:
-        lines.append(f"| {when} | {cell(what)} | {cell(figs)} |")
+        found.append((t, run.clock(t), what, figs, ()))
+    found.sort(key=lambda r: r[0])
+    return [Row(i, *r) for i, r in enumerate(found, start=1)]
+
+
+def what_happened(run: RunView) -> str:
+    """The post-mortem's cascade: a Markdown table, one numbered row per event or group of like events."""
+    rows = timeline(run)
+    lines = ["## What happened", "| # | time | what | figures |", "|---|---|---|---|"]
+    for row in rows[:MAX_ROWS]:
+        lines.append(f"| {row.number} | {row.when} | {cell(row.what)} | {cell(row.figures)} |")
     if len(rows) > MAX_ROWS:
-        lines.append(f"| … | {len(rows) - MAX_ROWS} more rows: see events.csv | |")
+        lines.append(f"| … | | {len(rows) - MAX_ROWS} more rows: see events.csv | |")
     return "\n".join(lines)
-
-
-__all__ = ["what_happened", "describe", "figures", "groups"]
