@@ -1,22 +1,36 @@
-"""The command line: `spiralsim run SCENARIO [--out DIR] [--set K=V ...] [--seed N] [--quiet]`.
+"""The command line: `spiralsim run SCENARIO [--out DIR] [--set K=V ...] [--seed N] [--max-requests N] [--quiet]`.
 
 Thin: parse, call the API, print, write files. Bad input (a scenario error, an
-unreadable file) is one line per problem on stderr and exit status 2, never a
-traceback.
+unreadable file, a run too big to simulate) is one line per problem on stderr
+and exit status 2, never a traceback. The default run folder is always inside
+`runs/`; only `--out` chooses another.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Optional, TextIO
 
 from .report import summary_lines, write_run
-from .scenario import ScenarioError, load_scenario
+from .scenario import MAX_REQUESTS, Scenario, ScenarioError, bucket_problem, load_scenario, workload_problem
 from .simulate import simulate
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+RUNS = Path("runs")
+
+
+def _limit(text: str) -> float:
+    """--max-requests: a number > 0 (`1e9` and `inf` accepted)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of requests, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", metavar="K=V", action="append", default=[], dest="overrides",
                      help="override a scenario key, e.g. services.api.pool.max=5 (repeatable)")
     run.add_argument("--seed", metavar="N", type=int, help="override the scenario's seed")
+    run.add_argument("--max-requests", metavar="N", type=_limit, default=MAX_REQUESTS,
+                     help=f"refuse a scenario expecting more user requests than this (default {MAX_REQUESTS:g})")
     run.add_argument("--quiet", action="store_true", help="print only the run folder")
     return parser
 
@@ -60,20 +76,45 @@ class _Progress:
         self.bar.close()
 
 
-def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _default_folder(scenario: Scenario) -> Path | None:
+    """runs/NAME-SEED/, or None if that path would leave runs/ (a name the scenario layer lets through)."""
+    folder = RUNS / f"{scenario.name}-{scenario.seed}"
+    inside = Path(os.path.normpath(folder)).parent == RUNS and folder.name == f"{scenario.name}-{scenario.seed}"
+    return folder if inside else None
 
+
+def _load(args: argparse.Namespace) -> tuple[Scenario, Path] | list[str]:
+    """The scenario to simulate and its run folder, or the lines saying why not
+    (invalid, too much work, or a default folder outside runs/)."""
     try:
         scenario = load_scenario(args.scenario, overrides=tuple(args.overrides), seed=args.seed)
     except ScenarioError as exc:
-        return _error(exc.errors, err)
+        return exc.errors
     except OSError as exc:
-        return _error([f"{args.scenario}: cannot read ({exc.strerror or exc})"], err)
+        return [f"{args.scenario}: cannot read ({exc.strerror or exc})"]
+    problems = []
+    too_big = workload_problem(scenario, args.max_requests)
+    if too_big is not None:
+        problems.append(f"{too_big}; raise it with --max-requests N")
+    too_fine = bucket_problem(scenario)
+    if too_fine is not None:
+        problems.append(too_fine)
+    folder = args.out if args.out is not None else _default_folder(scenario)
+    if folder is None:
+        problems.append(f"name: {scenario.name!r} would write outside {RUNS}/; set a plain name or use --out DIR")
+    return problems if problems or folder is None else (scenario, folder)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loaded = _load(args)
+    if isinstance(loaded, list):
+        return _error(loaded, err)
+    scenario, folder = loaded
     progress = _Progress(args.quiet, err)
     try:
         result = simulate(scenario, progress)
     finally:
         progress.close()
-    folder = args.out if args.out is not None else Path("runs") / f"{scenario.name}-{scenario.seed}"
     try:
         write_run(result, folder)
     except OSError as exc:

@@ -19,7 +19,7 @@ class Harness:
         self.db = Database(self.env, DatabaseConfig(**(db or {})), self.rec)
         series = self.rec.services["api"]
         self.pool = Pool(self.env, PoolConfig(**pool), self.db, series,
-                         series.pod_waiting_level(self.rec.n_buckets, 1.0), "api")
+                         series.pod_level("waiting"), series.pod_level("in_use"), "api")
         self.log: list[tuple[float, str, str]] = []
         self.conns: dict[str, object] = {}
 

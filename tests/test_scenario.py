@@ -1,15 +1,19 @@
-"""The scenario loader: durations, validation messages, defaults, overrides, round trip."""
+"""The scenario loader: durations, validation messages (every error at once), defaults, overrides,
+round trip, the name as a file name, the work a run asks for."""
 
 from __future__ import annotations
 
 import math
 import struct
+import tomllib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spiralsim.scenario import (
+    MAX_REQUESTS,
     AnalysisConfig,
     BalancerConfig,
     ClientConfig,
@@ -20,13 +24,18 @@ from spiralsim.scenario import (
     Scenario,
     ScenarioError,
     apply_overrides,
+    expected_requests,
     load_scenario,
+    requests_by_service,
     scenario_from_dict,
     scenario_from_toml,
     scenario_to_toml,
+    workload_problem,
 )
 from spiralsim.scenario.durations import format_duration, parse_duration
 from spiralsim.scenario.errors import NOT_SUPPORTED_YET
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 MINIMAL = """
 duration = "10m"
@@ -225,21 +234,25 @@ def test_load_scenario_uses_file_stem(tmp_path):
          "services.api.endpoints.get_user.kind: must be one of query, transaction, got 'qurey'; did you mean query?"),
         (MINIMAL.replace("duration = \"10m\"", "duration = 0"), "duration: must be > 0, got 0"),
         (MINIMAL.replace("rate = 100", "rate = 100\nphases = [{ start = '2m', end = '1m', rate = 5 }]"),
-         "services.api.traffic.phases[0]: backwards phase: end 1m is before start 2m"),
+         "services.api.traffic.phases[0]: backwards phase: end 1m is before start 2m;"
+         " set services.api.traffic.phases[0].end after 2m"),
         (MINIMAL.replace("rate = 100", "rate = 100\nphases = [{ start = '1m', end = '3m', rate = 5 },"
                                        " { start = '2m', end = '4m', rate = 6 }]"),
-         "services.api.traffic.phases[1]: overlaps phases[0] (1m..3m and 2m..4m)"),
+         "services.api.traffic.phases[1]: overlaps phases[0] (1m..3m and 2m..4m);"
+         " set services.api.traffic.phases[1].start to at least 3m"),
         (MINIMAL + "[services.api.pod]\nwarm_connections = 20\n",
-         "services.api.pod.warm_connections: contradictory settings: must be <= pool.max (10), got 20"),
+         "services.api.pod.warm_connections: contradictory settings: must be <= pool.max (10), got 20;"
+         " set services.api.pod.warm_connections to at most 10 or raise services.api.pool.max"),
         (MINIMAL + "[services.api.pool]\nmin = 11\n",
-         "services.api.pool.min: contradictory settings: must be <= max (10), got 11"),
+         "services.api.pool.min: contradictory settings: must be <= max (10), got 11;"
+         " set services.api.pool.min to at most 10 or raise max"),
         (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '1m'\nend = '2m'\nfactor = 2\nservices = ['apx']\n",
          "incidents[0].services: unknown service 'apx'; did you mean api?"),
         (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '1m'\nend = '2m'\nfactor = 2\n"
                    "endpoints = ['get_usr']\n",
          "incidents[0].endpoints: unknown endpoint 'get_usr' in services api; did you mean get_user?"),
         (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '3m'\nend = '2m'\nfactor = 2\n",
-         "incidents[0]: backwards window: end 2m is before start 3m"),
+         "incidents[0]: backwards window: end 2m is before start 3m; set incidents[0].end after 3m"),
         (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '1m'\nend = '2m'\nfactor = 0\n",
          "incidents[0].factor: must be > 0, got 0"),
         ("duration = '1m'\n", "services: required key is missing"),
@@ -456,7 +469,8 @@ def test_autoscaler_target_follows_its_signal():
     assert errors_of(base + "signal = 'latency_p99'\ntarget = '2 sec'\n") == [
         "services.api.autoscaler.target: bad duration '2 sec' (use a unit: us, ms, s, m, h)"]
     assert errors_of(MINIMAL + "[services.api.autoscaler]\ntarget = 0.7\nmax_replicas = 2\nmin_replicas = 3\n") == [
-        "services.api.autoscaler.min_replicas: contradictory settings: must be <= max_replicas (2), got 3"]
+        "services.api.autoscaler.min_replicas: contradictory settings: must be <= max_replicas (2), got 3;"
+        " set services.api.autoscaler.min_replicas to at most 2 or raise max_replicas"]
     assert errors_of(MINIMAL + "[services.api.autoscaler]\ntarget = 0.7\n") == [
         "services.api.autoscaler.max_replicas: required key is missing"]
 
@@ -474,9 +488,11 @@ def test_pod_lifecycle_keys_and_schedule_round_trip():
 def test_leaks_and_orphans_need_a_transaction_endpoint():
     assert errors_of(MINIMAL + "leak_on_error = true\norphan_rate = 0.1\n") == [
         'services.api.endpoints.get_user.leak_on_error: contradictory settings: a query endpoint (pool.query)'
-        ' cannot leak; use kind = "transaction" (pool.connect)',
+        ' cannot leak; set services.api.endpoints.get_user.kind = "transaction" (pool.connect)'
+        ' or leak_on_error = false',
         'services.api.endpoints.get_user.orphan_rate: contradictory settings: a query endpoint (pool.query)'
-        ' opens no transaction to orphan; use kind = "transaction"']
+        ' opens no transaction to orphan; set services.api.endpoints.get_user.kind = "transaction"'
+        ' or orphan_rate = 0']
     s = scenario_from_toml(MINIMAL + "kind = 'transaction'\nleak_on_error = true\norphan_rate = 0.1\n")
     assert s.services["api"].endpoints["get_user"].orphan_rate == 0.1
 
@@ -484,7 +500,166 @@ def test_leaks_and_orphans_need_a_transaction_endpoint():
 def test_incident_factor_belongs_to_slow_queries_only():
     base = MINIMAL + "[[incidents]]\nstart = '1m'\nend = '2m'\n"
     assert errors_of(base + "kind = 'slow_queries'\n") == [
-        "incidents[0].factor: required key is missing (slow_queries multiplies statement time)"]
+        "incidents[0].factor: required key is missing (slow_queries multiplies statement time);"
+        " set incidents[0].factor, e.g. 10"]
     assert errors_of(base + "kind = 'db_restart'\nfactor = 2\n") == [
-        "incidents[0].factor: contradictory settings: only slow_queries takes a factor, not db_restart"]
+        "incidents[0].factor: contradictory settings: only slow_queries takes a factor, not db_restart;"
+        ' remove incidents[0].factor or set kind = "slow_queries"']
     assert scenario_from_toml(base + "kind = 'network_blip'\n").incidents[0].factor is None
+
+
+# ---------------------------------------------------------------- every error at once
+
+
+def test_shared_database_readme_fix_shows_both_errors_at_once():
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(SCENARIOS / "shared_database.toml", overrides=["services.orders.pool.max=5"])
+    assert info.value.errors == [
+        "services.orders.pod.warm_connections: contradictory settings: must be <= pool.max (5), got 10;"
+        " set services.orders.pod.warm_connections to at most 5 or raise services.orders.pool.max",
+        "services.orders.pool.min: contradictory settings: must be <= max (5), got 10;"
+        " set services.orders.pool.min to at most 5 or raise max",
+    ]
+
+
+# A file breaking a cross-field rule and, in the same table or a child of it, something
+# unrelated that makes pydantic skip the rule: both lines are reported.
+HIDDEN = [
+    (MINIMAL + "[services.api.pool]\nmin = 11\nmax_uses = -1\n",
+     ["services.api.pool.min: contradictory settings: must be <= max (10), got 11;"
+      " set services.api.pool.min to at most 10 or raise max",
+      "services.api.pool.max_uses: must be >= 0, got -1"]),
+    (MINIMAL + "[services.api.pod]\nwarm_connections = 11\n[services.api.client]\ntimeout = '5 sec'\n",
+     ["services.api.pod.warm_connections: contradictory settings: must be <= pool.max (10), got 11;"
+      " set services.api.pod.warm_connections to at most 10 or raise services.api.pool.max",
+      "services.api.client.timeout: bad duration '5 sec' (use a unit: us, ms, s, m, h)"]),
+    (MINIMAL + "[database]\nmax_connections = 3\ncores = 0\n",
+     ["database.superuser_reserved_connections: contradictory settings: must be < max_connections (3), got 3;"
+      " set database.superuser_reserved_connections to at most 2 or raise max_connections",
+      "database.cores: must be >= 1, got 0"]),
+    (MINIMAL + "[services.api.autoscaler]\ntarget = 'x'\nmin_replicas = 3\nmax_replicas = 2\n",
+     ["services.api.autoscaler.target: expected a number for signal 'cpu' (a utilization like 0.7"
+      " or a count per pod), got 'x'",
+      "services.api.autoscaler.min_replicas: contradictory settings: must be <= max_replicas (2), got 3;"
+      " set services.api.autoscaler.min_replicas to at most 2 or raise max_replicas"]),
+    (MINIMAL + "[[incidents]]\nkind = 'slow_queries'\nstart = '3m'\nend = '2m'\n",
+     ["incidents[0].factor: required key is missing (slow_queries multiplies statement time);"
+      " set incidents[0].factor, e.g. 10",
+      "incidents[0]: backwards window: end 2m is before start 3m; set incidents[0].end after 3m"]),
+    (MINIMAL + "weight = 0\nstatements = 0\n[services.api.endpoints.other]\nweight = 0\n",
+     ["services.api.endpoints: every endpoint has weight 0; at least one must be > 0;"
+      " set e.g. services.api.endpoints.get_user.weight = 1",
+      "services.api.endpoints.get_user.statements: must be >= 1, got 0"]),
+    (MINIMAL.replace("rate = 100", "rate = 100\nphases = [{ start = '1m', end = '3m', rate = 5 },"
+                                   " { start = '2m', end = '4m', rate = 6 }, { start = '5m', end = '6m', rate = -1 }]"),
+     ["services.api.traffic.phases[1]: overlaps phases[0] (1m..3m and 2m..4m);"
+      " set services.api.traffic.phases[1].start to at least 3m",
+      "services.api.traffic.phases[2].rate: must be >= 0, got -1"]),
+]
+
+
+@pytest.mark.parametrize(("text", "lines"), HIDDEN)
+def test_cross_field_rules_run_past_other_errors(text, lines):
+    assert errors_of(text) == lines
+
+
+def test_rules_never_report_twice_and_skip_what_they_cannot_read():
+    text = MINIMAL + "kind = 'qurey'\nleak_on_error = true\n[services.api.pool]\nmin = 11\nmax = 'ten'\n"
+    assert errors_of(text) == [
+        "services.api.endpoints.get_user.kind: must be one of query, transaction, got 'qurey'; did you mean query?",
+        "services.api.pool.max: expected an integer, got 'ten'",
+    ]  # kind and max are unreadable: the leak and min rules cannot be known yet
+
+
+def test_an_overlap_before_the_earlier_phase_says_to_end_sooner():
+    text = MINIMAL.replace("rate = 100", "rate = 100\nphases = [{ start = '2m', end = '4m', rate = 5 },"
+                                         " { start = '1m', end = '3m', rate = 6 }]")
+    assert one_error(text) == ("services.api.traffic.phases[1]: overlaps phases[0] (2m..4m and 1m..3m);"
+                               " set services.api.traffic.phases[1].end to at most 2m")
+
+
+# ---------------------------------------------------------------- the name is a file name
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("../escaped-run", "it contains a '/'"), ("a/b", "it contains a '/'"), ("a\\b", "it contains a '\\'"),
+    ("..", "it contains '..'"), ("x..y", "it contains '..'"), (".hidden", "it starts with '.'"),
+    ("", "it is empty"), ("   ", "it is empty"), ("tab\there", "it contains a control character"),
+    ("nul\x00", "it contains a control character"), ("del\x7f", "it contains a control character"),
+])
+def test_name_must_be_a_file_name(name, why):
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict({**tomllib.loads(MINIMAL), "name": name})
+    [line] = info.value.errors
+    assert line.startswith("name: must be a plain file name (it names the run folder runs/NAME-SEED/), got ")
+    assert f": {why}; set name to e.g. '" in line
+
+
+def test_name_error_suggests_a_plain_name():
+    assert one_error('name = "../escaped-run"\n' + MINIMAL) == (
+        "name: must be a plain file name (it names the run folder runs/NAME-SEED/), got '../escaped-run':"
+        " it contains a '/'; set name to e.g. 'escaped-run'")
+
+
+@pytest.mark.parametrize("name", ["push_spike", "my run", "v1.2", "ünïcode-名前", "a.b.c"])
+def test_plain_names_are_accepted(name):
+    assert scenario_from_dict({**tomllib.loads(MINIMAL), "name": name}).name == name
+
+
+def test_a_dot_file_stem_is_no_default_name(tmp_path):
+    path = tmp_path / ".hidden.toml"
+    path.write_text(MINIMAL)
+    with pytest.raises(ScenarioError, match=r"^name: must be a plain file name .*it starts with '\.'"):
+        load_scenario(path)
+    assert load_scenario(path, overrides=["name=hidden"]).name == "hidden"
+
+
+# ---------------------------------------------------------------- the work a run asks for
+
+
+def _traffic(rate, *phases, duration="10m", **services):
+    data = {"duration": duration, "services": {"api": {"traffic": {"rate": rate, "phases": list(phases)},
+                                                        "endpoints": {"e": {}}}}}
+    for name, other in services.items():
+        data["services"][name] = {"traffic": {"rate": other}, "endpoints": {"e": {}}}
+    return scenario_from_dict(data)
+
+
+@pytest.mark.parametrize(("scenario", "requests"), [
+    (lambda: _traffic(100), 60_000),
+    (lambda: _traffic(100, {"start": "1m", "end": "2m", "rate": 300}), 72_000),
+    # a ramp from 100 to 300 over 1m: 60 s at 200 on average
+    (lambda: _traffic(100, {"start": "1m", "end": "2m", "rate": 300, "ramp": True}), 66_000),
+    # a ramp cut by the end of the run at half way: 30 s at 150 on average
+    (lambda: _traffic(100, {"start": "9m30s", "end": "10m30s", "rate": 300, "ramp": True}), 61_500),
+    # back to back, the second ramps from the first's 300 down to 0: 60 s at 150 instead of 100
+    (lambda: _traffic(100, {"start": "2m", "end": "3m", "rate": 0, "ramp": True},
+                      {"start": "1m", "end": "2m", "rate": 300}), 75_000),
+    (lambda: _traffic(100, {"start": "11m", "end": "12m", "rate": 1e9}), 60_000),  # after the end
+    (lambda: _traffic(1, b=2, duration="10s"), 30),
+])
+def test_expected_requests_integrate_the_rate(scenario, requests):
+    assert expected_requests(scenario()) == pytest.approx(requests, rel=1e-12)
+
+
+def test_expected_requests_does_not_overflow():
+    s = _traffic(1e308)
+    assert expected_requests(s) == math.inf
+    assert workload_problem(s) == ("services.api.traffic: more than 1.8e+308 requests to simulate"
+                                   " (limit 5e+07)")
+    assert workload_problem(_traffic(10**18)) == "services.api.traffic: about 6e+20 requests to simulate (limit 5e+07)"
+
+
+def test_workload_problem_names_the_busiest_service_and_the_total():
+    s = _traffic(30_000, b=70_000)
+    assert requests_by_service(s) == {"api": 18e6, "b": 42e6}
+    assert workload_problem(s) == ("services.b.traffic: about 4.2e+07 requests to simulate"
+                                   " (about 6e+07 in all, limit 5e+07)")
+    assert workload_problem(s, limit=6e7) is None
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_scenarios_are_far_below_the_workload_limit(path):
+    s = load_scenario(path)
+    assert expected_requests(s) <= 300_000 < MAX_REQUESTS
+    assert workload_problem(s) is None

@@ -102,3 +102,88 @@ def test_slow_query_spirals_then_recovers():
 def test_every_event_kind_is_in_the_vocabulary(path):
     """The report and the dashboard read each kind's row: a kind the model writes must have one."""
     assert {e.kind for e in run(path).events} <= set(EVENT_KINDS)
+
+
+# ---------------------------------------------------------------- verdicts a post-mortem can trust
+
+OUTCOMES = {
+    "db_restart": "recovered", "idle_in_transaction": "stuck", "leak": "stuck", "push_spike": "recovered",
+    "retry_storm": "metastable", "shared_database": "recovered", "slow_query": "recovered",
+}
+
+
+def test_every_shipped_scenario_has_its_outcome():
+    assert {p.stem: run(p).summary["outcome"] for p in SCENARIOS} == OUTCOMES
+
+
+def test_push_spike_recovered_before_the_spike_ended_and_tells_its_impact():
+    s = run(Path("scenarios/push_spike.toml")).summary
+    assert s["recovery_s"] < 0  # healthy again 15 s before the 90 s of 800 req/s were over
+    api = s["services"]["api"]["impact"]
+    assert api["slow"] > 30 * api["failed"]  # most of the damage is requests that hung, then succeeded
+    assert api["settled_s"] > api["end_s"]  # crash loops and the database outlive the impact
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_no_alert_fires_and_resolves_at_once(path):
+    for a in run(path).summary["alerts"]:
+        assert a["resolved_at"] is None or a["resolved_at"] > a["fired_at"], a
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_a_service_never_holds_more_database_slots_than_there_are(path):
+    result = run(path)
+    db = result.scenario.database
+    usable = db.max_connections - db.superuser_reserved_connections - db.other_connections
+    for name, v in result.summary["services"].items():
+        assert v["peak_db_connections"] <= usable, name
+
+
+def test_an_idle_pool_held_open_is_not_saturated_and_gets_no_credit():
+    s = run(Path("scenarios/push_spike.toml")).summary
+    assert not [a for a in s["alerts"] if a["service"] == "reports"]  # min = max, 0 of 50 in use
+    assert not [a for a in s["alerts"] if a["name"] == "pool_collapse"]  # not after the scale-down either
+
+
+def test_lead_goes_only_to_alerts_on_the_service_hurt_or_the_database():
+    for path in SCENARIOS:
+        s = run(path).summary
+        for a in s["alerts"]:
+            if a["lead_s"] is not None and a["service"]:
+                assert s["services"][a["service"]]["impact"]["start_s"] is not None, (path.stem, a)
+
+
+def _description_sets(path: Path) -> list[list[str]]:
+    """The `--set` overrides each line of a scenario's description suggests (one fix a line)."""
+    import re
+    import shlex
+    fixes = []
+    for line in load_scenario(path).description.splitlines():
+        if "--set" in line:
+            words = shlex.split(line.strip().lstrip(".").strip().lstrip("and").strip())
+            fixes.append([w.rstrip(".,;:") for i, w in enumerate(words) if i and words[i - 1] == "--set"])
+    return [f for f in fixes if f and all(re.match(r"^[\w.]+=", w) for w in f)]
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_every_fix_a_description_suggests_is_a_valid_scenario(path):
+    for fix in _description_sets(path):
+        load_scenario(path, fix)
+
+
+@pytest.mark.parametrize("name, fix, verdict", [
+    ("push_spike", (), "fails"),
+    ("push_spike", ("services.api.autoscaler.max_replicas=4",), "tight"),
+    ("shared_database", (), "fails"),
+    ("shared_database", ("services.orders.pool.max=5", "services.orders.pool.min=5",
+                         "services.orders.pod.warm_connections=5"), "tight"),
+])
+def test_the_report_and_the_description_agree_on_the_arithmetic(name, fix, verdict):
+    from spiralsim.analysis import arithmetic
+
+    path = Path(f"scenarios/{name}.toml")
+    got = arithmetic(load_scenario(path, fix)).verdict
+    assert got == verdict
+    description = " ".join(load_scenario(path).description.split())
+    words = {"fails": "above the 97 usable slots", "tight": "within the 97 usable slots"}
+    assert words[verdict] in description

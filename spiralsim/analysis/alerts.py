@@ -1,17 +1,19 @@
-"""The article's five alerts, evaluated on a run's time series after the run.
+"""The article's alerts, evaluated on a run's series after the run as Prometheus would.
 
-Each alert is a per-bucket condition that must hold for a sustained time, as a
-Prometheus rule with `for:` would: it fires once the condition has held for the
-sustain time (at the end of the bucket that completes it) and resolves at the
-start of the first bucket where the condition no longer holds. Times are
-seconds of simulated time. The thresholds and sustain times are the scenario's
-`[analysis]` keys (`AnalysisConfig`, where their defaults, the article's values,
-live). One row of `ALERTS` per alert.
+Each alert is a condition evaluated at every scrape (the end of each bucket, on
+that bucket's figures) with a `for:` wait: it is pending from the first
+evaluation where the condition holds, fires at the first evaluation where it has
+held for the wait at every evaluation in between, and resolves at the first
+evaluation where it no longer holds; a firing therefore lasts at least one
+evaluation. Times are seconds of simulated time. The thresholds and waits are the
+scenario's `[analysis]` keys (`AnalysisConfig`, where their defaults live). One
+row of `ALERTS` per alert; docs/reference.md gives each one's expression.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -21,54 +23,70 @@ from ..metrics import Event
 from ..scenario import AnalysisConfig
 from .timeseries import service_column
 
-#: pool_collapse is not evaluated while the trailing maximum is below this.
-POOL_COLLAPSE_MIN_PEAK = 2.0
 
-Column = Callable[[str], np.ndarray]
+@dataclass(frozen=True)
+class Scrape:
+    """What an alert's expression can read of one service (or, for the database, of the
+    first service's rows, where the database columns repeat): its columns, each pod's
+    connections checked out at each scrape, and its pool.max (max_connections for the database)."""
+
+    col: Callable[[str], np.ndarray]
+    pods_in_use: np.ndarray  # (pods, buckets)
+    capacity: int
+    bucket: float
 
 
 @dataclass(frozen=True)
 class Alert:
-    """One alert: per `service` (capacity: its pool.max) or for the `database`
-    (capacity: max_connections); `condition` is per bucket, `sustain` the
-    `[analysis]` key of how long it must hold, `meaning` its words."""
+    """One alert: per `service` or for the `database`; `condition` per evaluation,
+    `sustain` the `[analysis]` key of its `for:` wait, `meaning` its words."""
 
     name: str
     scope: str
     sustain: str
-    condition: Callable[[Column, int, AnalysisConfig, float], np.ndarray]
+    condition: Callable[[Scrape, AnalysisConfig], np.ndarray]
     meaning: Callable[[AnalysisConfig], str]
 
 
-def _pool_waiting(col: Column, pool_max: int, a: AnalysisConfig, bucket: float) -> np.ndarray:
-    # What a 1 s Prometheus scrape of waitingCount sees, not the bucket's peak:
+def _pool_waiting(s: Scrape, a: AnalysisConfig) -> np.ndarray:
+    # What a scrape of waitingCount sees at the bucket's end, not the bucket's peak:
     # a queue that forms and drains between scrapes is not the article's alert.
-    return col("pool_waiting_sampled") > 0
+    return s.col("pool_waiting_sampled") > 0
 
 
-def _pool_saturation(col: Column, pool_max: int, a: AnalysisConfig, bucket: float) -> np.ndarray:
-    total = col("pool_total")
-    capacity = col("pods_ready") * pool_max
+def _pool_saturation(s: Scrape, a: AnalysisConfig) -> np.ndarray:
+    """Connections checked out (total - idle) over the ready pods' pool.max."""
+    capacity = s.col("pods_ready") * s.capacity
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(capacity > 0, total / np.where(capacity > 0, capacity, 1.0) > a.pool_saturation_share,
-                        total > 0)
+        return (capacity > 0) & (s.col("pool_in_use") > a.pool_saturation_share * capacity)
 
 
-def _pool_collapse(col: Column, pool_max: int, a: AnalysisConfig, bucket: float) -> np.ndarray:
-    window = max(1, math.ceil(a.pool_collapse_window / bucket - 1e-9))
-    peak = trailing_max(col("pool_total_max"), window)
-    return ((peak >= POOL_COLLAPSE_MIN_PEAK) & (col("pool_total") < a.pool_collapse_share * peak)
-            & (col("arrivals") > 0))
+def pod_floor(s: Scrape, window_s: float) -> np.ndarray:
+    """Per pod and scrape, the fewest connections checked out over the trailing window
+    (`min_over_time` of total - idle): connections that never came back."""
+    window = max(1, math.ceil(window_s / s.bucket - 1e-9))
+    pods = s.pods_in_use
+    if pods.size == 0:
+        return np.zeros((0, pods.shape[-1] if pods.ndim == 2 else 0))
+    padded = np.concatenate((np.full((pods.shape[0], window - 1), np.inf), pods), axis=1)
+    return sliding_window_view(padded, window, axis=1).min(axis=2)
 
 
-def _db_connections_high(col: Column, max_connections: int, a: AnalysisConfig, bucket: float) -> np.ndarray:
-    return col("db_connections_max") > a.db_connections_share * max_connections
+def _pool_collapse(s: Scrape, a: AnalysisConfig) -> np.ndarray:
+    """Some pod has kept all but `pool_collapse_share` of its pool checked out for the whole window."""
+    floor = pod_floor(s, a.pool_collapse_window)
+    starved = (floor >= (1.0 - a.pool_collapse_share) * s.capacity).any(axis=0)
+    return starved & (s.col("arrivals") > 0)
 
 
-def _idle_in_transaction(col: Column, max_connections: int, a: AnalysisConfig, bucket: float) -> np.ndarray:
-    # The article's `count(*) ... where state = 'idle in transaction'`, scraped each second:
-    # a transaction's think time comes and goes between scrapes, an abandoned one stays.
-    return col("db_idle_in_transaction_sampled") > 0
+def _db_connections_high(s: Scrape, a: AnalysisConfig) -> np.ndarray:
+    return s.col("db_connections_max") > a.db_connections_share * s.capacity
+
+
+def _idle_in_transaction(s: Scrape, a: AnalysisConfig) -> np.ndarray:
+    # `max(now() - state_change)` over the sessions `idle in transaction`, scraped: a
+    # transaction's think time comes and goes, an abandoned one grows old.
+    return s.col("db_oldest_idle_in_transaction_s") > a.idle_in_transaction_age
 
 
 #: The alerts, in the order of same-time firings.
@@ -76,15 +94,17 @@ ALERTS: tuple[Alert, ...] = (
     Alert("pool_waiting", "service", "pool_waiting_for", _pool_waiting,
           lambda a: f"requests waiting for a pool connection for {a.pool_waiting_for:g} s"),
     Alert("pool_saturation", "service", "pool_saturation_for", _pool_saturation,
-          lambda a: f"pool above {a.pool_saturation_share:.0%} of its maximum for {a.pool_saturation_for:g} s"),
+          lambda a: (f"connections in use above {a.pool_saturation_share:.0%} of the ready pods' pools "
+                     f"for {a.pool_saturation_for:g} s")),
     Alert("pool_collapse", "service", "pool_collapse_for", _pool_collapse,
-          lambda a: (f"pool total below {a.pool_collapse_share:.0%} of its recent peak "
-                     f"while traffic flows, for {a.pool_collapse_for:g} s")),
+          lambda a: (f"a pod with at most {a.pool_collapse_share:.0%} of its pool free at any moment "
+                     f"of {a.pool_collapse_window:g} s, while traffic flows, for {a.pool_collapse_for:g} s")),
     Alert("db_connections_high", "database", "db_connections_for", _db_connections_high,
           lambda a: (f"database connections above {a.db_connections_share:.0%} "
                      f"of max_connections for {a.db_connections_for:g} s")),
     Alert("idle_in_transaction", "database", "idle_in_transaction_for", _idle_in_transaction,
-          lambda a: f"sessions idle in transaction for {a.idle_in_transaction_for:g} s"),
+          lambda a: (f"a session idle in transaction for more than {a.idle_in_transaction_age:g} s, "
+                     f"for {a.idle_in_transaction_for:g} s")),
 )
 ALERT_NAMES = tuple(a.name for a in ALERTS)
 
@@ -95,36 +115,38 @@ def alert_meanings(analysis: AnalysisConfig = AnalysisConfig()) -> dict[str, str
 
 
 def episodes(condition: np.ndarray, bucket: float, sustain_s: float) -> list[tuple[float, Optional[float]]]:
-    """(fired_at, resolved_at) of each run of true buckets that lasts `sustain_s` seconds.
+    """(fired_at, resolved_at) of each firing, evaluating `condition[i]` at the end of bucket i.
 
-    `resolved_at` is None when the condition still holds at the end of the series.
+    A run of true evaluations from bucket `start` to `stop` (exclusive) is pending
+    from `(start + 1) x bucket`, fires `for` later if it still holds then (at the
+    evaluation `need = ceil(sustain_s / bucket)` after its first), and resolves at the
+    first false evaluation, `(stop + 1) x bucket`; `resolved_at` is None when it holds
+    to the end. A firing lasts at least one evaluation.
     """
-    need = max(1, math.ceil(sustain_s / bucket - 1e-9))
+    need = max(0, math.ceil(sustain_s / bucket - 1e-9))
     out: list[tuple[float, Optional[float]]] = []
     cond = np.concatenate(([False], np.asarray(condition, dtype=bool), [False]))
     edges = np.flatnonzero(np.diff(cond.astype(np.int8)))
     n = len(condition)
     for start, stop in zip(edges[0::2], edges[1::2]):
-        if stop - start >= need:
-            resolved = round(float(stop * bucket), 6) if stop < n else None
-            out.append((round(float((start + need) * bucket), 6), resolved))
+        if stop - start > need:
+            resolved = round(float((stop + 1) * bucket), 6) if stop < n else None
+            out.append((round(float((start + need + 1) * bucket), 6), resolved))
     return out
 
 
-def trailing_max(values: np.ndarray, window: int) -> np.ndarray:
-    """The maximum of each value and the `window - 1` before it."""
-    if len(values) == 0:
-        return values.copy()
-    padded = np.concatenate((np.full(window - 1, -np.inf), values))
-    return sliding_window_view(padded, window).max(axis=1)
+def _column(series: dict[str, np.ndarray], service: str, key: str) -> np.ndarray:
+    return service_column(series, key, service)
 
 
 def evaluate_alerts(series: dict[str, np.ndarray], bucket: float, pool_max: dict[str, int],
-                    max_connections: int, analysis: AnalysisConfig = AnalysisConfig()) -> list[dict[str, Any]]:
+                    max_connections: int, analysis: AnalysisConfig = AnalysisConfig(),
+                    pods_in_use: Optional[dict[str, np.ndarray]] = None) -> list[dict[str, Any]]:
     """Every firing of the alerts: `{name, service, fired_at, resolved_at}`, by time.
 
-    `pool_max` maps each service to its pool.max; database alerts have service ""
-    and read the rows of the first service (the database columns repeat on each).
+    `pool_max` maps each service to its pool.max, `pods_in_use` each service to its
+    pods' connections checked out at each scrape (pods x buckets; none when absent).
+    Database alerts have service "" and read the first service's rows.
     """
     found: list[dict[str, Any]] = []
     first = next(iter(pool_max), None)
@@ -134,7 +156,9 @@ def evaluate_alerts(series: dict[str, np.ndarray], bucket: float, pool_max: dict
         else:
             scopes = [("", first, max_connections)] if first is not None else []
         for label, rows_of, capacity in scopes:
-            cond = alert.condition(lambda key: service_column(series, key, rows_of), capacity, analysis, bucket)
+            col = partial(_column, series, rows_of)
+            pods = (pods_in_use or {}).get(rows_of, np.zeros((0, len(col("arrivals")))))
+            cond = alert.condition(Scrape(col, pods, capacity, bucket), analysis)
             for fired, resolved in episodes(cond, bucket, getattr(analysis, alert.sustain)):
                 found.append({"name": alert.name, "service": label, "fired_at": fired, "resolved_at": resolved})
     found.sort(key=lambda a: (a["fired_at"], ALERT_NAMES.index(a["name"])))

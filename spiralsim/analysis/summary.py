@@ -15,7 +15,9 @@ from ..scenario import Scenario
 from ..scenario.triggers import incidents, phases
 from ..vocabulary import FAILURE_KINDS, TROUBLE_COUNTERS
 from .alerts import alert_events, evaluate_alerts
-from .outcome import degraded_buckets, first_degraded_s, outcome
+from .arithmetic import arithmetic
+from .impact import impact
+from .outcome import degraded_buckets, outcome, service_degraded
 from .timeseries import service_column
 
 
@@ -69,7 +71,22 @@ def _mean_ms(total_s: float, count: float) -> Optional[float]:
     return _ms(total_s / count) if count > 0 else None
 
 
-def _service_summary(rec: Recording, name: str, series: dict[str, np.ndarray],
+def _phase_p99(rec: Recording, name: str, bounds: Optional[tuple[int, int]],
+               settled: Optional[float]) -> dict[str, Optional[float]]:
+    """p99 before the first trigger, during the triggers, and after: from the later of the
+    last trigger's end and the service's settling (None if it never settled)."""
+    if bounds is None:
+        return {"before": None, "during": None, "after": None}
+    hist = rec.services[name].hist
+    i0, i1 = bounds
+    after = None
+    if settled is not None:
+        lo = max(i1, min(rec.n_buckets, int(math.ceil(settled / rec.bucket - 1e-9))))
+        after = _p99_ms(hist, lo, rec.n_buckets)
+    return {"before": _p99_ms(hist, 0, i0), "during": _p99_ms(hist, i0, i1), "after": after}
+
+
+def _service_summary(scenario: Scenario, rec: Recording, name: str, series: dict[str, np.ndarray],
                      bounds: Optional[tuple[int, int]]) -> dict[str, Any]:
     s = rec.services[name]
     c = s.cols
@@ -81,12 +98,7 @@ def _service_summary(rec: Recording, name: str, series: dict[str, np.ndarray],
     successes = _count(tot["successes"])
     merged = s.hist.sum(axis=0)
     pct = (lambda q: _ms(float(hist_percentiles(merged, q)[0]))) if merged.sum() else (lambda q: None)
-    if bounds is None:
-        p99 = {"before": None, "during": None, "after": None}
-    else:
-        i0, i1 = bounds
-        p99 = {"before": _p99_ms(s.hist, 0, i0), "during": _p99_ms(s.hist, i0, i1),
-               "after": _p99_ms(s.hist, i1, rec.n_buckets)}
+    hurt = impact(scenario, rec, series, name, service_degraded(scenario, series, name), failed)
     pods = sum(service_column(series, k, name) for k in
                ("pods_ready", "pods_starting", "pods_warming", "pods_crashloop", "pods_terminating"))
     pods_max = max(float(np.max(pods, initial=0.0)), float(np.max(c["pods_ready_peak"], initial=0.0)))
@@ -103,7 +115,8 @@ def _service_summary(rec: Recording, name: str, series: dict[str, np.ndarray],
         "latency_ms": {"mean": _mean_ms(tot["latency_sum"], tot["completions"]),
                        "p50": pct(0.5), "p99": pct(0.99)},
         "acquire_wait_ms": {"mean": _mean_ms(tot["acquire_wait_sum"], tot["acquires"])},
-        "p99_ms": p99,
+        "p99_ms": _phase_p99(rec, name, bounds, hurt["settled_s"]),
+        "impact": hurt,
         "peak_pool_waiting": _count(np.max(c["pool_waiting_peak"], initial=0.0)),
         "pods_max": _count(pods_max),
         "crashes": int(s.crashes),
@@ -132,38 +145,77 @@ def _database_summary(rec: Recording, series: dict[str, np.ndarray]) -> dict[str
         "peak_cpu": round(float(np.max(db_cpu, initial=0.0)), 3),
         "max_connections": int(rec.max_connections),
         "peak_idle_in_transaction": _count(np.max(rec.db["idle_in_transaction_peak"], initial=0.0)),
+        "peak_abandoned_transactions": _count(np.max(rec.db["orphans_open_peak"], initial=0.0)),
     }
 
 
 # ---------------------------------------------------------------- summary
 
 
-def summarize(scenario: Scenario, recording: Recording, series: dict[str, np.ndarray]) -> dict[str, Any]:
-    """summary.json (SCENARIO.md): outcome, recovery, per-service totals, database peaks, alerts.
+def _lead_s(alert: dict[str, Any], starts: dict[str, Optional[float]],
+            first_trigger: Optional[float]) -> Optional[float]:
+    """Seconds an alert fired before the impact it warned of began: the impact of its own
+    service (the earliest of any for a database alert); None when it fired after that
+    began, or before the first trigger started (it was firing already: noise, not a warning)."""
+    if alert["service"]:
+        begins = starts.get(alert["service"])
+    else:
+        begins = min((t for t in starts.values() if t is not None), default=None)
+    if begins is None or alert["fired_at"] > begins + 1e-9:
+        return None
+    if first_trigger is not None and alert["fired_at"] <= first_trigger + 1e-9:
+        return None
+    return round(begins - alert["fired_at"], 6)
 
-    Each alert carries `lead_s`: seconds from its firing to the first degraded
-    bucket (the outage); None without an outage or when it fired after it began.
-    """
+
+def _detection(alerts: list[dict[str, Any]], service: str, hurt: dict[str, Any],
+               first_trigger: Optional[float]) -> dict[str, Any]:
+    """Time to detect: from the impact's start to the first alert of the service or the
+    database firing at that time or later within it (0 for one already firing, if it
+    began after the first trigger started), and which alert."""
+    start, end = hurt["start_s"], hurt["end_s"]
+    if start is None:
+        return {"detected_s": None, "detected_by": None}
+    for a in alerts:  # by firing time
+        if a["service"] not in (service, "") or a["fired_at"] > end + 1e-9:
+            continue
+        if a["resolved_at"] is not None and a["resolved_at"] <= start + 1e-9:
+            continue
+        if first_trigger is not None and a["fired_at"] <= first_trigger + 1e-9:
+            continue
+        return {"detected_s": round(max(0.0, a["fired_at"] - start), 6), "detected_by": a["name"]}
+    return {"detected_s": None, "detected_by": None}
+
+
+def summarize(scenario: Scenario, recording: Recording, series: dict[str, np.ndarray]) -> dict[str, Any]:
+    """summary.json (docs/reference.md §4): outcome and why, recovery, settling, per-service
+    totals and impact, database peaks, alerts with their lead on the impact."""
     trig = triggers(scenario)
-    degraded = degraded_buckets(scenario, series)
-    last_end = max((t["end"] for t in trig), default=0.0)
-    verdict, recovery_s = outcome(scenario, recording, degraded, last_end)
+    verdict = outcome(scenario, recording, series, arithmetic(scenario), max((t["end"] for t in trig), default=0.0))
     bounds = _phase_bounds(recording, trig)
+    services = {name: _service_summary(scenario, recording, name, series, bounds) for name in scenario.services}
     pool_max = {name: svc.pool.max for name, svc in scenario.services.items()}
-    alerts = evaluate_alerts(series, recording.bucket, pool_max, recording.max_connections, scenario.analysis)
-    outage = first_degraded_s(degraded, recording.bucket)
+    pods_in_use = {name: s.pod_in_use for name, s in recording.services.items()}
+    alerts = evaluate_alerts(series, recording.bucket, pool_max, recording.max_connections, scenario.analysis,
+                             pods_in_use)
+    starts = {name: v["impact"]["start_s"] for name, v in services.items()}
+    first_trigger = min((t["start"] for t in trig), default=None)
     for a in alerts:
-        a["lead_s"] = (round(outage - a["fired_at"], 6)
-                       if outage is not None and a["fired_at"] <= outage + 1e-9 else None)
+        a["lead_s"] = _lead_s(a, starts, first_trigger)
+    for name, v in services.items():
+        v["impact"].update(_detection(alerts, name, v["impact"], first_trigger))
+    settled = [v["impact"]["settled_s"] for v in services.values()]
     return {
         "name": scenario.name,
         "seed": int(scenario.seed),
         "duration_s": round(float(recording.end), 6),
-        "outcome": verdict,
-        "recovery_s": recovery_s,
-        "degraded_buckets": int(degraded.sum()),
+        "outcome": verdict.outcome,
+        "outcome_reason": verdict.reason,
+        "recovery_s": verdict.recovery_s,
+        "settled_s": None if None in settled else max(settled, default=0.0),
+        "degraded_buckets": int(degraded_buckets(scenario, series).sum()),
         "triggers": trig,
-        "services": {name: _service_summary(recording, name, series, bounds) for name in scenario.services},
+        "services": services,
         "database": _database_summary(recording, series),
         "alerts": alerts,
     }

@@ -29,7 +29,7 @@ def _service_columns(rec: Recording, name: str, safe_len: np.ndarray) -> dict[st
     s = rec.services[name]
     c = s.cols
     col: dict[str, np.ndarray] = {"time": np.arange(n) * rec.bucket, "service": np.array([name] * n, dtype=object)}
-    for k in ("arrivals", "attempts", "retries", "successes"):
+    for k in ("arrivals", "attempts", "retries", "successes", "slow"):
         col[k] = c[k]
     fails = np.zeros(n)
     for kind in FAILURE_KINDS:
@@ -48,6 +48,7 @@ def _service_columns(rec: Recording, name: str, safe_len: np.ndarray) -> dict[st
     col["pool_waiting_sampled"] = c["pool_waiting_sample"]
     col["pool_waiting_worst_pod"] = c["pool_waiting_worst_pod"]
     col["pool_total_max"] = c["pool_total_peak"]
+    col["pool_in_use"] = col["pool_total"] - col["pool_idle"]
     pods = col["pods_ready"] + col["pods_warming"] + col["pods_terminating"]
     with np.errstate(invalid="ignore", divide="ignore"):
         col["pod_cpu"] = np.where(pods > 0, c["cpu_busy"] / (safe_len * np.maximum(pods, 1e-12)), 0.0)
@@ -55,10 +56,17 @@ def _service_columns(rec: Recording, name: str, safe_len: np.ndarray) -> dict[st
         col[k] = c[k]
     col["lock_wait_mean_ms"] = _mean_ms(c["lock_wait_sum"], c["lock_waits_done"])
     col["pool_dead"] = c["pool_dead_area"] / safe_len
+    col["pool_leaked"] = c["pool_leaked_area"] / safe_len
     for k in ("connects", "closes", "refused_connects"):
         col[k] = c[k]
     col["db_connections_service"] = c["db_connections_area"] / safe_len
     return col
+
+
+def _age_at_bucket_end(since: np.ndarray, rec: Recording) -> np.ndarray:
+    """Seconds since `since` at each bucket's end (0 where `since` is -1: nothing to age)."""
+    ends = np.minimum((np.arange(rec.n_buckets) + 1) * rec.bucket, rec.end)
+    return np.where(since >= 0, ends - since, 0.0)
 
 
 def _database_columns(rec: Recording, safe_len: np.ndarray) -> dict[str, np.ndarray]:
@@ -74,6 +82,8 @@ def _database_columns(rec: Recording, safe_len: np.ndarray) -> dict[str, np.ndar
         "db_active": active,
         "db_idle_in_transaction": iit,
         "db_idle_in_transaction_sampled": db["idle_in_transaction_sample"],
+        "db_oldest_idle_in_transaction_s": _age_at_bucket_end(db["iit_oldest_since_sample"], rec),
+        "db_abandoned_transactions": db["orphans_open_area"] / safe_len,
         "db_idle": np.maximum(conn - active - iit, 0.0),
         "db_cpu": db["busy_cores_area"] / safe_len,
         "db_refused_connects": db["refused"],

@@ -22,14 +22,17 @@ from .recording import Event, Recording, ServiceRecording
 SERVICE_COUNTERS = (
     "arrivals", "attempts", "retries", "successes", "completions", "wasted",
     "connects", "refused_connects", "latency_sum", "acquires", "acquire_wait_sum",
-    "cpu_busy", "closes", "queued",
+    "cpu_busy", "closes", "queued", "slow",
 ) + TROUBLE_COUNTERS + ("lock_waits_done", "lock_wait_sum")
 SERVICE_LEVELS = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
     "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "db_connections",
-    "requests_open", "pool_dead",
+    "requests_open", "pool_dead", "pool_leaked",
 )
-DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores")
+#: `iit_oldest_since` holds when the oldest session idle in transaction became so (-1: none).
+DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores", "orphans_open", "iit_oldest_since")
+#: Gauges kept per pod as well: callers waiting, connections checked out (or being opened).
+POD_LEVELS = ("waiting", "in_use")
 
 
 class ServiceSeries:
@@ -43,14 +46,16 @@ class ServiceSeries:
         for g in SERVICE_LEVELS:
             setattr(self, g, Level(n_buckets, bucket))
         self.hist = zeros((n_buckets + 1) * HIST_BINS, "l")
-        self.pod_waiting: list[Level] = []  # one per pod, for the worst pod
+        self.n_buckets = n_buckets
+        self.bucket = bucket
+        self.pods: dict[str, list[Level]] = {k: [] for k in POD_LEVELS}  # one gauge per pod
         self.crashes = 0
         self.first_failure: set[str] = set()
 
-    def pod_waiting_level(self, n_buckets: int, bucket: float) -> Level:
-        """A new per-pod waiting gauge (the worst pod column is their max)."""
-        level = Level(n_buckets, bucket)
-        self.pod_waiting.append(level)
+    def pod_level(self, kind: str) -> Level:
+        """A new gauge of one pod (`waiting` or `in_use`), kept beside the service's."""
+        level = Level(self.n_buckets, self.bucket)
+        self.pods[kind].append(level)
         return level
 
 
@@ -103,13 +108,16 @@ class Recorder:
                 cols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
                 cols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
                 cols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
-            worst = np.zeros(n)
-            for lv in s.pod_waiting:
-                lv.close(end)
-                worst = np.maximum(worst, np.frombuffer(lv.peak, dtype=np.float64)[:n])
-            cols["pool_waiting_worst_pod"] = worst
+            pods = {}
+            for kind, levels in s.pods.items():
+                for lv in levels:
+                    lv.close(end)
+                pods[kind] = {part: np.array([np.frombuffer(getattr(lv, part), dtype=np.float64)[:n]
+                                              for lv in levels]).reshape(len(levels), n)
+                              for part in ("peak", "sample")}
+            cols["pool_waiting_worst_pod"] = pods["waiting"]["peak"].max(axis=0, initial=0.0)
             hist = np.frombuffer(s.hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
-            per_service[name] = ServiceRecording(name, cols, hist, s.crashes)
+            per_service[name] = ServiceRecording(name, cols, hist, s.crashes, pod_in_use=pods["in_use"]["sample"])
         dbcols = {}
         for g in DB_LEVELS:
             lv = getattr(db, g)

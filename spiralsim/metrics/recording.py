@@ -30,6 +30,7 @@ class ServiceRecording:
     cols: dict[str, np.ndarray]
     hist: np.ndarray  # (n_buckets, HIST_BINS) request latency counts
     crashes: int
+    pod_in_use: np.ndarray  # (pods ever created, n_buckets): each pod's connections checked out at each bucket's end
     open_requests: int = 0  # requests the model still held open at the end (conservation check)
 
 

@@ -24,8 +24,10 @@ class Client:
     """All callers of one service, sharing its client settings."""
 
     def __init__(self, env: Environment, config: ClientConfig, upstream_timeout: float, series: ServiceSeries,
-                 recorder: Recorder, service: str, jitter: Draws):
+                 recorder: Recorder, service: str, jitter: Draws, slow_after: float = float("inf")):
+        """`slow_after`: a success that took longer (seconds) is counted as slow (the impact's latency threshold)."""
         self.env = env
+        self.slow_after = slow_after
         self.series = series
         self.recorder = recorder
         self.service = service
@@ -114,6 +116,8 @@ class Client:
         series.completions[b] += 1
         series.latency_sum[b] += latency
         series.hist[b * HIST_BINS + hist_bin(latency)] += 1
+        if error is None and latency > self.slow_after:
+            series.slow[b] += 1
 
     def _backoff(self, req: Request) -> float:
         """Seconds before the next attempt (Brooker's formulas; `req.attempts` tries so far)."""

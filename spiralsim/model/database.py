@@ -12,7 +12,7 @@ from typing import Callable
 
 from simpy import Environment
 
-from ..metrics import Recorder
+from ..metrics import Recorder, ServiceSeries
 from ..scenario import DatabaseConfig
 from .connection import Connection
 from .cpu_share import CpuShare
@@ -69,8 +69,8 @@ class Database:
         self.series.busy_cores.set(self.env.now, utilization)
 
     # --- connections -------------------------------------------------------
-    def try_take_slot(self) -> tuple[str, str] | None:
-        """Claim a slot for a new connection; (failure kind, server text) when refused."""
+    def try_take_slot(self, series: ServiceSeries) -> tuple[str, str] | None:
+        """Claim a slot for a new connection of `series`' service; (failure kind, server text) when refused."""
         if self.restarting:
             return ("connection_terminated", RESTART_TEXT)
         used = self.held + self.other
@@ -79,7 +79,9 @@ class Database:
         if used >= self.reserved_from:
             return ("too_many_clients", RESERVED_TEXT)
         self.held += 1
-        self.series.connections.set(self.env.now, float(self.held + self.other))
+        now = self.env.now
+        self.series.connections.set(now, float(self.held + self.other))
+        series.db_connections.add(now, 1.0)
         return None
 
     def connect_delay(self) -> float:
@@ -87,10 +89,12 @@ class Database:
         wait = self.unreachable_until - self.env.now
         return self.connect_time + (wait if wait > 0 else 0.0)
 
-    def free_slot(self) -> None:
-        """A connection closed (by the pool, a crash, or a failed connect)."""
+    def free_slot(self, series: ServiceSeries) -> None:
+        """A connection of `series`' service closed (by the pool, a crash, the server, or a failed connect)."""
         self.held -= 1
-        self.series.connections.set(self.env.now, float(self.held + self.other))
+        now = self.env.now
+        self.series.connections.set(now, float(self.held + self.other))
+        series.db_connections.add(now, -1.0)
 
     def note_refusal(self, service: str, refusal: tuple[str, str]) -> None:
         """Count a refused connect; the first one is an event."""

@@ -123,6 +123,7 @@ class Handler:
         """No try/finally: the error flies past release(); the client is out for good."""
         conn.leaked = True
         self.series.leaked[b] += 1
+        self.series.pool_leaked.add(self.env.now, 1.0)
         if conn.dead and not conn.dead_counted:
             conn.dead_counted = True
             self.series.pool_dead.add(self.env.now, 1.0)

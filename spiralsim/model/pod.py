@@ -72,7 +72,8 @@ class Pod:
         self.max_inflight = config.max_inflight
         self.inv_bucket = wiring.recorder.inv_bucket
         self.bucket = wiring.recorder.bucket
-        self.waiting_level = self.series.pod_waiting_level(wiring.recorder.n_buckets, self.bucket)
+        self.waiting_level = self.series.pod_level("waiting")
+        self.in_use_level = self.series.pod_level("in_use")
         self.state = GONE
         self.gen = 0
         self.pool: Pool | None = None
@@ -97,7 +98,8 @@ class Pod:
     def _new_pool(self) -> Pool:
         self.errors_seen: set[str] = set()
         w = self.wiring
-        pool = Pool(self.env, w.pool_config, w.database, self.series, self.waiting_level, w.service)
+        pool = Pool(self.env, w.pool_config, w.database, self.series, self.waiting_level, self.in_use_level,
+                    w.service)
         pool.on_error = self._pool_error
         pool.on_client_error = self._client_error
         return pool

@@ -46,7 +46,9 @@ class Pool:
     """pg.Pool: `acquire(cb, arg)`, `release(conn, error)`, gauges total/idle/waiting."""
 
     def __init__(self, env: Environment, config: PoolConfig, database: Database, series: ServiceSeries,
-                 waiting_level: Level, service: str):
+                 waiting_level: Level, in_use_level: Level, service: str):
+        """`waiting_level` and `in_use_level` are this pod's own gauges (callers waiting,
+        connections checked out or being opened); the service's are in `series`."""
         self.env = env
         self.db = database
         self.series = series
@@ -65,6 +67,7 @@ class Pool:
         self.waiting = 0
         self.gone_in_queue = 0  # waiters that left but still sit in the deque
         self.waiting_level = waiting_level
+        self.in_use_level = in_use_level
         self.destroyed = False  # the process ended (crash or pool.end()): every socket closes
         self.on_error = None    # pool.on('error') handler, set by the pod
         self.on_client_error = None  # client.on('error') on a checked-out client, set by the pod
@@ -76,7 +79,11 @@ class Pool:
         self.total += delta
         now = self.env.now
         self.series.pool_total.add(now, delta)
-        self.series.db_connections.add(now, delta)
+        self.in_use_level.add(now, delta)  # a connection opens or closes checked out
+
+    def _idle(self, now: float, delta: int) -> None:
+        self.series.pool_idle.add(now, delta)
+        self.in_use_level.add(now, -delta)
 
     def _waiting(self, delta: int) -> None:
         self.waiting += delta
@@ -101,7 +108,7 @@ class Pool:
             if self.idle:
                 conn = self.idle.pop()
                 conn.state = BUSY
-                self.series.pool_idle.add(now, -1)
+                self._idle(now, -1)
                 self.series.acquires[int(now * self.inv_bucket)] += 1
                 cb(arg, conn, None)
                 return
@@ -150,7 +157,7 @@ class Pool:
             if self.idle:
                 conn = self.idle.pop()
                 conn.state = BUSY
-                self.series.pool_idle.add(self.env.now, -1)
+                self._idle(self.env.now, -1)
                 w = self._next_waiter()
                 w.state = GONE
                 self._handout(w, conn, None)
@@ -165,7 +172,7 @@ class Pool:
     def _open(self, w: Waiter) -> None:
         conn = Connection(self.series, self.server_terminated)
         self._total(1)
-        conn.refusal = self.db.try_take_slot()
+        conn.refusal = self.db.try_take_slot(self.series)
         delay = self.db.connect_delay()
         if self.acquire_timeout > 0 and delay > self.acquire_timeout:
             Deadline(self.env, self.acquire_timeout, self._on_connect_timeout, (conn, w))
@@ -175,7 +182,7 @@ class Pool:
     def _on_connect_timeout(self, timer: Timer) -> None:
         conn, w = timer.arg
         if conn.refusal is None:
-            self.db.free_slot()
+            self.db.free_slot(self.series)
         self._connect_failed(conn, w, "connect_timeout")
 
     def _on_connected(self, timer: Timer) -> None:
@@ -218,7 +225,7 @@ class Pool:
         for _ in range(n):
             if self.total >= self.max:
                 break
-            refusal = self.db.try_take_slot()
+            refusal = self.db.try_take_slot(self.series)
             if refusal is not None:
                 self.db.note_refusal(self.service, refusal)
                 break
@@ -254,7 +261,7 @@ class Pool:
         conn.state = IDLE
         conn.idle_since = now
         self.idle.append(conn)
-        self.series.pool_idle.add(now, 1)
+        self._idle(now, 1)
         if self.idle_timeout > 0 and not conn.idle_timer:
             conn.idle_timer = True
             Timer(self.env, self.idle_timeout, self._on_idle_timeout, conn)
@@ -319,14 +326,16 @@ class Pool:
             return
         if conn.state == IDLE:
             self.idle.remove(conn)
-            self.series.pool_idle.add(now, -1)
+            self._idle(now, -1)
         conn.state = CLOSED
         self._total(-1)
         self.conns.pop(conn.id, None)
         if conn.dead_counted:
             self.series.pool_dead.add(now, -1.0)
+        if conn.leaked:
+            self.series.pool_leaked.add(now, -1.0)
         if conn.id:
             self.sessions.closed_by_client(conn)
         else:
-            self.db.free_slot()
+            self.db.free_slot(self.series)
         self.series.closes[int(now * self.inv_bucket)] += 1

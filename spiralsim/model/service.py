@@ -43,13 +43,13 @@ class Service:
     """One service: wired at construction, its replicas running from time 0."""
 
     def __init__(self, env: Environment, name: str, config: ServiceConfig, seed: int, duration: float,
-                 incidents: list[Incident], database: Database, recorder: Recorder):
+                 incidents: list[Incident], database: Database, recorder: Recorder, slow_after: float):
         self.env = env
         self.name = name
         self.recorder = recorder
         self.series = series = recorder.services[name]
         self.client = Client(env, config.client, config.balancer.upstream_timeout, series, recorder, name,
-                             Draws(stream(seed, f"{name}/jitter"), "uniform"))
+                             Draws(stream(seed, f"{name}/jitter"), "uniform"), slow_after)
         self.ready: list[Pod] = []
         self.balancer = Balancer(config.balancer.policy, self.ready, self.client.respond,
                                  Draws(stream(seed, f"{name}/routing"), "uniform"))

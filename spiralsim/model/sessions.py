@@ -11,6 +11,7 @@ sessions itself (the timeout, a restart, a silent network drop).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable
 
 from simpy import Environment
@@ -40,9 +41,10 @@ class Transaction:
 class Sessions:
     """The server's session table: transactions, idle-in-transaction, terminations."""
 
-    def __init__(self, env: Environment, recorder: Recorder, iit_timeout: float, free_slot: Callable[[], None],
+    def __init__(self, env: Environment, recorder: Recorder, iit_timeout: float,
+                 free_slot: Callable[[ServiceSeries], None],
                  kill_statement: Callable[[Any, str], None], lock_released: Callable[[Any], None]):
-        """`free_slot()`, `kill_statement(stmt, kind)` and `lock_released(stmt)` are the
+        """`free_slot(series)`, `kill_statement(stmt, kind)` and `lock_released(stmt)` are the
         database's: a session's end frees its slot and ends its statement, a
         transaction's end wakes the statements waiting for its locks."""
         self.env = env
@@ -53,6 +55,10 @@ class Sessions:
         self.inv_bucket = recorder.inv_bucket
         self.iit_timeout = iit_timeout
         self.iit_level = recorder.db.idle_in_transaction
+        self.iit_since: OrderedDict[int, float] = OrderedDict()  # sessions idle in transaction, oldest first
+        self.oldest_level = recorder.db.iit_oldest_since
+        self.oldest_level.set(0.0, -1.0)
+        self.orphans_level = recorder.db.orphans_open
         self.live: dict[int, Connection] = {}  # by connection id, in connect order
         self.orphans: list[Transaction] = []     # open orphaned transactions, oldest first
         self.next_id = 0
@@ -69,7 +75,7 @@ class Sessions:
         if conn.dead or conn.id not in self.live:
             return
         self._end_session(conn)
-        self.free_slot()
+        self.free_slot(conn.series)
 
     def _end_session(self, conn: Connection) -> None:
         self.leave_iit(conn)
@@ -114,6 +120,7 @@ class Sessions:
         if not tx.orphan:
             tx.orphan = True
             self.orphans.append(tx)
+            self.orphans_level.add(self.env.now, 1.0)
         self.enter_iit(conn)
 
     def _end(self, tx: Transaction, committed: bool) -> None:
@@ -121,6 +128,7 @@ class Sessions:
         tx.committed = committed
         if tx.orphan:
             self.orphans.remove(tx)
+            self.orphans_level.add(self.env.now, -1.0)
         if not committed and tx.at_risk:
             tx.series.lost_writes[int(self.env.now * self.inv_bucket)] += tx.at_risk
         tx.at_risk = 0
@@ -144,13 +152,22 @@ class Sessions:
         conn.iit = True
         conn.iit_since = now
         self.iit_level.add(now, 1.0)
+        if not self.iit_since:
+            self.oldest_level.set(now, now)
+        self.iit_since[conn.id] = now
         if self.iit_timeout > 0:
             Deadline(self.env, self.iit_timeout, self._on_iit_timeout, (conn, now))
 
     def leave_iit(self, conn: Connection) -> None:
+        """The session runs a statement again, or its transaction or session ends."""
         if conn.iit:
             conn.iit = False
-            self.iit_level.add(self.env.now, -1.0)
+            now = self.env.now
+            self.iit_level.add(now, -1.0)
+            oldest = next(iter(self.iit_since)) == conn.id
+            del self.iit_since[conn.id]
+            if oldest:  # pg_stat_activity's oldest state_change among them moves on
+                self.oldest_level.set(now, next(iter(self.iit_since.values()), -1.0))
 
     def _on_iit_timeout(self, timer: Timer) -> None:
         conn, since = timer.arg
@@ -165,7 +182,7 @@ class Sessions:
         if conn.dead or conn.id not in self.live:
             return
         self._end_session(conn)
-        self.free_slot()
+        self.free_slot(conn.series)
         conn.dead = True
         conn.series.terminated[int(self.env.now * self.inv_bucket)] += 1
         if conn.stmt is not None:
@@ -181,7 +198,7 @@ class Sessions:
         """A network drop: every session is gone, and the app finds out only on use."""
         for conn in list(self.live.values()):
             self._end_session(conn)
-            self.free_slot()
+            self.free_slot(conn.series)
             conn.dead = True
             if conn.stmt is not None:
                 self.kill_statement(conn.stmt, "connection_terminated")

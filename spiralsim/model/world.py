@@ -32,7 +32,7 @@ class World:
         self.incidents = incidents(scenario)
         self.services = {
             name: Service(self.env, name, cfg, scenario.seed, scenario.duration, self.incidents,
-                          self.database, self.recorder)
+                          self.database, self.recorder, scenario.analysis.latency_p99_threshold)
             for name, cfg in scenario.services.items()
         }
         self._log_triggers()

@@ -22,6 +22,7 @@ class RunView:
         self.meanings = alert_meanings(self.sc.analysis)
         self.degraded = degraded_buckets(self.sc, result.timeseries)
         self.outage = first_degraded_s(self.degraded, self.rec.bucket)
+        self.unit = "second" if self.rec.bucket == 1.0 else "bucket"  # what one degraded bucket is called
 
     def clock(self, t: float) -> str:
         """A time of the run: h:mm:ss in runs of hours, mm:ss otherwise."""
@@ -34,11 +35,15 @@ class RunView:
     def service_figures(self, service: str, t: float) -> str:
         if not service or service not in self.sc.services:
             return self.db_figures(t)
-        ready = self.at("pods_ready", service, t)
-        in_use = self.at("pool_total", service, t) - self.at("pool_idle", service, t)
-        capacity = ready * self.sc.services[service].pool.max
-        parts = [f"{ready:.0f} pod{'' if round(ready) == 1 else 's'} ready",
-                 f"pool {in_use:.0f} of {capacity:.0f} in use",
+        ready = round(self.at("pods_ready", service, t))
+        in_use = self.at("pool_in_use", service, t)
+        size = self.sc.services[service].pool.max
+        if not ready:
+            pool = f"{in_use:.0f} connections in use"
+        else:
+            pool = (f"pool {in_use:.0f} of {size} in use" if ready == 1
+                    else f"pools {in_use:.0f} of {ready} x {size} in use")
+        parts = [f"{ready} pod{'' if ready == 1 else 's'} ready", pool,
                  f"{count(self.at('pool_waiting_max', service, t))} waiting"]
         dead = self.at("pool_dead", service, t)
         if dead >= 0.5:

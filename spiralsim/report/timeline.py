@@ -75,8 +75,8 @@ def describe(run: RunView, group: list[Event]) -> str:
     label = {"pod_crash": "crashed", "pod_restart": "restarted", "pod_ready": "became ready"}.get(e.kind)
     if label:
         first = f"; first: {e.detail}" if e.detail else ""
-        return (f"{n} `{svc}` pods {label}{first}." if n > 1 else
-                f"A `{svc}` pod {label}" + (f": {e.detail}." if e.detail else "."))
+        return (f"{n} pods of `{svc}` {label}{first}." if n > 1 else
+                f"A pod of `{svc}` {label}" + (f": {e.detail}." if e.detail else "."))
     return f"`{e.kind}`{_who(svc)}" + _colon(e.detail)
 
 
@@ -137,7 +137,7 @@ def _first_degraded_row(run: RunView) -> Optional[tuple[float, str, str]]:
             what = f"`{svc}` failures passed {pct(a.error_rate_threshold)} of requests."
         else:
             continue
-        return t, f"The first degraded {'second' if run.rec.bucket == 1.0 else 'bucket'}: {what}", \
+        return t, f"The first degraded {run.unit}: {what}", \
             run.service_figures(svc, t) + (f", {pct(fails / ended)} failed" if ended else "")
     return None
 
@@ -147,15 +147,13 @@ def _outcome_row(run: RunView) -> tuple[float, str, str]:
     end = run.rec.end
     if s["outcome"] == "recovered":
         t = run.last_trigger_end() + s["recovery_s"] if s["triggers"] else s["recovery_s"]
-        if s["degraded_buckets"] and t > 0:
-            return t, "The last degraded bucket ended; the system has been healthy since.", ""
-        return t, "Healthy after the last trigger.", ""
+        return t, f"The last degraded {run.unit} ended; healthy since.", ""
     if s["outcome"] == "stable":
-        return end, "The run ended with no degraded bucket.", ""
-    if s["outcome"] == "metastable":
-        return end, "The run ended still degraded though every trigger had ended.", \
-            "; ".join(run.service_figures(svc, end - run.rec.bucket) for svc in run.services)
-    return end, "The run ended before the outcome could be told.", ""
+        return end, f"The run ended with no degraded {run.unit}.", ""
+    figures = "; ".join(f"`{svc}`: {run.service_figures(svc, end - run.rec.bucket)}" for svc in run.services)
+    if s["outcome"] == "inconclusive":
+        return end, f"The run ended before the outcome could be told: {s['outcome_reason']}.", figures
+    return end, f"The run ended still degraded, {s['outcome']}: {s['outcome_reason']}.", figures
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 __all__ = [
+    "HERE",
+    "Loc",
     "NOT_SUPPORTED_YET",
     "ScenarioError",
     "format_path",
@@ -23,10 +25,15 @@ __all__ = [
     "find_unsupported",
     "find_dangling_references",
     "translate_errors",
+    "at_paths",
     "in_file_order",
+    "unwrap_type",
 ]
 
 Loc = tuple[str | int, ...]
+
+#: In a rule's message, the dotted path of the table the rule belongs to (with its dot).
+HERE = "{here}."
 
 #: Keys of SCENARIO.md the simulator does not implement yet: path pattern -> what it is.
 #: `*` matches one table key or list index; `key=value` matches only that value and
@@ -155,7 +162,8 @@ def find_dangling_references(data: dict) -> list[tuple[Loc, str]]:
     return errors
 
 
-def _unwrap(tp: Any) -> Any:
+def unwrap_type(tp: Any) -> Any:
+    """A field's type without Annotated and without `| None`."""
     while True:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
@@ -171,7 +179,7 @@ def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """The model class found by following loc from root, if any."""
     tp: Any = root
     for seg in loc:
-        tp = _unwrap(tp)
+        tp = unwrap_type(tp)
         origin = typing.get_origin(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             field = tp.model_fields.get(str(seg))
@@ -184,7 +192,7 @@ def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
             tp = typing.get_args(tp)[0]
         else:
             return None
-    tp = _unwrap(tp)
+    tp = unwrap_type(tp)
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
@@ -248,12 +256,18 @@ def translate_errors(root: type[BaseModel], exc: ValidationError,
         if any(loc[: len(s)] == s for s in skip):
             continue
         if err["type"] == "at_paths":
-            for sub, message in err["ctx"]["problems"]:
-                lines.append(((*loc, *sub), f"{format_path((*loc, *sub))}: {message}"))
+            lines += at_paths(loc, err["ctx"]["problems"])
             continue
         loc, message = _problem(root, err)
         lines.append((loc, f"{format_path(loc) or '(top level)'}: {message}"))
     return lines
+
+
+def at_paths(loc: Loc, problems: Sequence[tuple[Loc, str]]) -> list[tuple[Loc, str]]:
+    """A table's problems (sub-path, message) as lines at `loc`, with `HERE` spelled out."""
+    here = f"{format_path(loc)}." if loc else ""
+    return [((*loc, *sub), f"{format_path((*loc, *sub)) or '(top level)'}: {message.replace(HERE, here)}")
+            for sub, message in problems]
 
 
 def in_file_order(data: dict, errors: Sequence[tuple[Loc, str]]) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
+from .crosscheck import cross_check
 from .durations import format_duration
 from .errors import (
     ScenarioError,
@@ -100,7 +101,8 @@ def scenario_from_dict(data: dict, overrides: Sequence[str] = (), seed: int | No
                        default_name: str = "scenario") -> Scenario:
     """Validate raw scenario data (as parsed from TOML) after applying overrides and seed.
 
-    Raises ScenarioError with every problem found, one line each.
+    Raises ScenarioError with every problem found, one line each, including
+    those pydantic's short-circuit hides (see crosscheck.py).
     """
     data = apply_overrides(data, overrides)
     if seed is not None:
@@ -113,10 +115,19 @@ def scenario_from_dict(data: dict, overrides: Sequence[str] = (), seed: int | No
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         errors = translate_errors(Scenario, exc, skip=covered)
+        errors += _hidden(data, errors, covered)
     errors += unsupported + find_dangling_references(data)
     if errors or scenario is None:
         raise ScenarioError(in_file_order(data, errors) or ["(top level): invalid scenario"])
     return scenario
+
+
+def _hidden(data: dict, errors: list[tuple[tuple[str | int, ...], str]],
+            covered: Sequence[tuple[str | int, ...]]) -> list[tuple[tuple[str | int, ...], str]]:
+    """The cross-field problems pydantic did not reach: cross_check's lines not already in `errors`."""
+    seen = {line for _, line in errors}
+    return [(loc, line) for loc, line in cross_check(data)
+            if line not in seen and not any(loc[: len(c)] == c for c in covered)]
 
 
 def _parse_toml(text: str, source: str) -> dict:

@@ -8,13 +8,14 @@ each, by `ScenarioError`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..vocabulary import SIGNALS
-from .durations import format_duration, parse_duration
+from . import rules
+from .durations import parse_duration
 from .errors import show
 
 __all__ = [
@@ -57,6 +58,7 @@ Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
 Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
+FileName = Annotated[str, Strict(), AfterValidator(rules.check_file_name)]
 
 
 def _d(text: str) -> float:
@@ -68,15 +70,19 @@ def _problems(problems: list[tuple[tuple[str | int, ...], str]]) -> PydanticCust
     return PydanticCustomError("at_paths", "{problems}", {"problems": problems})
 
 
-def _check_forwards(what: str, start: float, end: float) -> None:
-    """A window [start, end) must end after it starts."""
-    if end <= start:
-        word = "before" if end < start else "equal to"
-        raise ValueError(f"backwards {what}: end {format_duration(end)} is {word} start {format_duration(start)}")
-
-
 class _Table(BaseModel):
+    """A TOML table: unknown keys refused, frozen; its cross-field `RULES` (rules.py) run after its fields."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    RULES: ClassVar[tuple[rules.Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _rules(self) -> Any:
+        """Every rule of the table, all their problems at once."""
+        problems = [problem for rule in self.RULES for problem in rule(self)]
+        if problems:
+            raise _problems(problems)
+        return self
 
 
 class DatabaseConfig(_Table):
@@ -90,13 +96,7 @@ class DatabaseConfig(_Table):
     statement_timeout: Duration = 0.0
     idle_in_transaction_session_timeout: Duration = 0.0
 
-    @model_validator(mode="after")
-    def _reserved_below_max(self) -> DatabaseConfig:
-        if self.superuser_reserved_connections >= self.max_connections:
-            raise _problems([(("superuser_reserved_connections",),
-                              f"contradictory settings: must be < max_connections ({self.max_connections}),"
-                              f" got {self.superuser_reserved_connections}")])
-        return self
+    RULES = (rules.reserved_within_max,)
 
 
 class PhaseConfig(_Table):
@@ -107,10 +107,7 @@ class PhaseConfig(_Table):
     rate: Annotated[Float, Field(ge=0)]
     ramp: Bool = False
 
-    @model_validator(mode="after")
-    def _forwards(self) -> PhaseConfig:
-        _check_forwards("phase", self.start, self.end)
-        return self
+    RULES = (rules.phase_forwards,)
 
 
 class TrafficConfig(_Table):
@@ -120,19 +117,7 @@ class TrafficConfig(_Table):
     phases: list[PhaseConfig] = []
     arrivals: Literal["poisson", "deterministic"] = "poisson"
 
-    @model_validator(mode="after")
-    def _no_overlap(self) -> TrafficConfig:
-        problems = []
-        for j, b in enumerate(self.phases):
-            for i, a in enumerate(self.phases[:j]):
-                if a.start < b.end and b.start < a.end:
-                    problems.append((("phases", j), f"overlaps phases[{i}] ({format_duration(a.start)}"
-                                     f"..{format_duration(a.end)} and {format_duration(b.start)}"
-                                     f"..{format_duration(b.end)})"))
-                    break
-        if problems:
-            raise _problems(problems)
-        return self
+    RULES = (rules.phases_apart,)
 
 
 class EndpointConfig(_Table):
@@ -151,18 +136,7 @@ class EndpointConfig(_Table):
     orphan_rate: Probability = 0.0
     lock_conflict: Probability = 0.0
 
-    @model_validator(mode="after")
-    def _transaction_only(self) -> EndpointConfig:
-        problems = []
-        if self.kind == "query" and self.leak_on_error:
-            problems.append((("leak_on_error",), "contradictory settings: a query endpoint (pool.query) cannot"
-                             " leak; use kind = \"transaction\" (pool.connect)"))
-        if self.kind == "query" and self.orphan_rate > 0:
-            problems.append((("orphan_rate",), "contradictory settings: a query endpoint (pool.query) opens no"
-                             " transaction to orphan; use kind = \"transaction\""))
-        if problems:
-            raise _problems(problems)
-        return self
+    RULES = (rules.query_cannot_leak, rules.query_cannot_orphan)
 
 
 class ClientConfig(_Table):
@@ -216,6 +190,8 @@ class AutoscalerConfig(_Table):
     tolerance: Annotated[Float, Field(ge=0)] = 0.1
     scale_down_stabilization: Duration = _d("300s")
 
+    RULES = (rules.replicas_min_within_max,)
+
     @model_validator(mode="before")
     @classmethod
     def _target_by_signal(cls, data: Any) -> Any:
@@ -236,13 +212,6 @@ class AutoscalerConfig(_Table):
                               f" (a utilization like 0.7 or a count per pod), got {show(target)}")])
         return {**data, "target": float(target)}
 
-    @model_validator(mode="after")
-    def _min_below_max(self) -> AutoscalerConfig:
-        if self.min_replicas > self.max_replicas:
-            raise _problems([(("min_replicas",), f"contradictory settings: must be <= max_replicas"
-                              f" ({self.max_replicas}), got {self.min_replicas}")])
-        return self
-
 
 class PoolConfig(_Table):
     """node-postgres pg.Pool knobs (0 = off / forever, as in pg-pool)."""
@@ -254,11 +223,7 @@ class PoolConfig(_Table):
     max_lifetime: Duration = 0.0
     max_uses: Annotated[Int, Field(ge=0)] = 0
 
-    @model_validator(mode="after")
-    def _min_below_max(self) -> PoolConfig:
-        if self.min > self.max:
-            raise _problems([(("min",), f"contradictory settings: must be <= max ({self.max}), got {self.min}")])
-        return self
+    RULES = (rules.pool_min_within_max,)
 
 
 class ServiceConfig(_Table):
@@ -272,17 +237,7 @@ class ServiceConfig(_Table):
     pool: PoolConfig = PoolConfig()
     autoscaler: AutoscalerConfig | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ServiceConfig:
-        problems = []
-        if self.pod.warm_connections > self.pool.max:
-            problems.append((("pod", "warm_connections"), f"contradictory settings: must be <= pool.max"
-                             f" ({self.pool.max}), got {self.pod.warm_connections}"))
-        if not any(e.weight > 0 for e in self.endpoints.values()):
-            problems.append((("endpoints",), "every endpoint has weight 0; at least one must be > 0"))
-        if problems:
-            raise _problems(problems)
-        return self
+    RULES = (rules.warm_within_pool, rules.some_endpoint_weighted)
 
 
 class IncidentConfig(_Table):
@@ -295,23 +250,20 @@ class IncidentConfig(_Table):
     services: Annotated[list[Str], Field(min_length=1)] | None = None
     endpoints: Annotated[list[Str], Field(min_length=1)] | None = None
 
-    @model_validator(mode="after")
-    def _forwards(self) -> IncidentConfig:
-        if self.kind == "slow_queries" and self.factor is None:
-            raise _problems([(("factor",), "required key is missing (slow_queries multiplies statement time)")])
-        if self.kind != "slow_queries" and self.factor is not None:
-            raise _problems([(("factor",), f"contradictory settings: only slow_queries takes a factor,"
-                              f" not {self.kind}")])
-        _check_forwards("window", self.start, self.end)
-        return self
+    RULES = (rules.incident_factor, rules.incident_forwards)
 
 
 class AnalysisConfig(_Table):
-    """Thresholds that classify buckets as degraded and a run as recovered."""
+    """Thresholds that classify buckets as degraded and a run as recovered, the SLO the
+    impact is measured against, and the alerts' thresholds (their only defaults)."""
 
     error_rate_threshold: Probability = 0.01
-    latency_p99_threshold: Duration = _d("1s")
+    latency_p99_threshold: Duration = _d("1s")  # also what makes a successful request `slow`
     settle: Duration = _d("60s")
+    # The service level objective: the share of requests that must be good (not failed, not slow)
+    # over the window; a run's bad requests are measured against that window's error budget.
+    slo: Annotated[Float, Field(gt=0, lt=1)] = 0.999
+    slo_window: PositiveDuration = _d("720h")
     # The article's alerts: thresholds and how long each must hold.
     pool_waiting_for: Duration = _d("10s")
     pool_saturation_share: Probability = 0.8
@@ -321,13 +273,14 @@ class AnalysisConfig(_Table):
     pool_collapse_for: Duration = _d("60s")
     db_connections_share: Probability = 0.8
     db_connections_for: Duration = _d("10s")
+    idle_in_transaction_age: Duration = _d("30s")
     idle_in_transaction_for: Duration = _d("10s")
 
 
 class Scenario(_Table):
     """A whole validated scenario file."""
 
-    name: Annotated[Str, Field(min_length=1)]
+    name: FileName
     title: Str = ""
     description: Str = ""
     duration: PositiveDuration

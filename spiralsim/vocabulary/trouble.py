@@ -13,7 +13,8 @@ class Trouble:
     `key` is the per-bucket counter, the timeseries.csv column and the summary.json
     field; a `peak` row is instead the peak of a gauge (summary field only).
     `one`/`many` are the console's words for it, `{n}` the count; `label` is the
-    report's row.
+    report's row; `group` the console line it goes on (what the app leaks, or what
+    the database ends).
     """
 
     key: str
@@ -21,6 +22,7 @@ class Trouble:
     many: str
     label: str
     peak: bool = False
+    group: str = "leaks"
 
 
 TROUBLE: tuple[Trouble, ...] = (
@@ -32,9 +34,9 @@ TROUBLE: tuple[Trouble, ...] = (
             "successes whose writes were rolled back"),
     Trouble("lock_waits", "{n} lock wait", "{n} lock waits", "statements that waited for an orphan's locks"),
     Trouble("sessions_killed", "{n} session killed idle in transaction", "{n} sessions killed idle in transaction",
-            "sessions killed idle in transaction"),
-    Trouble("terminated", "{n} connection dropped by the database", "{n} connections dropped by the database",
-            "connections dropped by the database"),
+            "sessions killed idle in transaction", group="ended by the database"),
+    Trouble("terminated", "{n} connection dropped", "{n} connections dropped",
+            "connections dropped by the database", group="ended by the database"),
     Trouble("peak_pool_dead", "up to {n} dead client in the pool", "up to {n} dead clients in the pool",
             "peak dead clients in the pool", peak=True),
 )

@@ -1,0 +1,173 @@
+"""The cross-field rules of the scenario tables, one function each.
+
+A rule reads a table's fields as attributes and returns its problems as
+(sub-path, message) pairs. The same function checks a validated model (its
+`RULES`, run by the model's validator) and the raw data's individually valid
+values (`crosscheck.py`), so a rule is written once. A message says what to
+set; `HERE` in it stands for the table's own dotted path (see `errors.at_paths`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .durations import format_duration
+from .errors import HERE, Loc, format_path, show
+
+__all__ = [
+    "Problems",
+    "Rule",
+    "check_file_name",
+    "file_name_problem",
+    "incident_factor",
+    "incident_forwards",
+    "phase_forwards",
+    "phases_apart",
+    "pool_min_within_max",
+    "query_cannot_leak",
+    "query_cannot_orphan",
+    "replicas_min_within_max",
+    "reserved_within_max",
+    "some_endpoint_weighted",
+    "warm_within_pool",
+]
+
+Problems = list[tuple[Loc, str]]
+Rule = Callable[[Any], Problems]
+
+
+def _too_many(key: str, got: int, limit: int, strict: bool, other: str, other_key: str) -> tuple[Loc, str]:
+    """`key` above `limit` (or at it, when `strict`): set it lower or raise `other_key` (shown as `other`)."""
+    most = limit - 1 if strict else limit
+    return ((*key.split("."),), f"contradictory settings: must be {'<' if strict else '<='} {other} ({limit}),"
+                                f" got {got}; set {HERE}{key} to at most {most} or raise {other_key}")
+
+
+def reserved_within_max(database: Any) -> Problems:
+    """PostgreSQL keeps superuser_reserved_connections of max_connections; some must be left."""
+    if database.superuser_reserved_connections < database.max_connections:
+        return []
+    return [_too_many("superuser_reserved_connections", database.superuser_reserved_connections,
+                      database.max_connections, True, "max_connections", "max_connections")]
+
+
+def pool_min_within_max(pool: Any) -> Problems:
+    """A pool keeps at most `max` connections, so `min` cannot exceed it."""
+    if pool.min <= pool.max:
+        return []
+    return [_too_many("min", pool.min, pool.max, False, "max", "max")]
+
+
+def replicas_min_within_max(autoscaler: Any) -> Problems:
+    """The HPA's range of replicas must not be empty."""
+    if autoscaler.min_replicas <= autoscaler.max_replicas:
+        return []
+    return [_too_many("min_replicas", autoscaler.min_replicas, autoscaler.max_replicas, False,
+                      "max_replicas", "max_replicas")]
+
+
+def warm_within_pool(service: Any) -> Problems:
+    """A pod opens its warm connections through its pool, so no more than pool.max."""
+    warm, most = service.pod.warm_connections, service.pool.max
+    if warm <= most:
+        return []
+    return [_too_many("pod.warm_connections", warm, most, False, "pool.max", f"{HERE}pool.max")]
+
+
+def some_endpoint_weighted(service: Any) -> Problems:
+    """Requests pick an endpoint by weight, so one weight at least must be > 0."""
+    if any(e.weight > 0 for e in service.endpoints.values()):
+        return []
+    first = format_path(("endpoints", next(iter(service.endpoints), "NAME")))
+    return [(("endpoints",), f"every endpoint has weight 0; at least one must be > 0; set e.g."
+                             f" {HERE}{first}.weight = 1")]
+
+
+def query_cannot_leak(endpoint: Any) -> Problems:
+    """A query endpoint (pool.query) releases its connection itself: it cannot leak."""
+    if endpoint.kind != "query" or not endpoint.leak_on_error:
+        return []
+    return [(("leak_on_error",), f"contradictory settings: a query endpoint (pool.query) cannot leak;"
+                                 f' set {HERE}kind = "transaction" (pool.connect) or leak_on_error = false')]
+
+
+def query_cannot_orphan(endpoint: Any) -> Problems:
+    """A query endpoint opens no transaction, so none can be left open."""
+    if endpoint.kind != "query" or not endpoint.orphan_rate > 0:
+        return []
+    return [(("orphan_rate",), f"contradictory settings: a query endpoint (pool.query) opens no transaction"
+                               f' to orphan; set {HERE}kind = "transaction" or orphan_rate = 0')]
+
+
+def _forwards(what: str, window: Any) -> Problems:
+    """A window [start, end) must end after it starts."""
+    start, end = window.start, window.end
+    if end > start:
+        return []
+    word = "before" if end < start else "equal to"
+    return [((), f"backwards {what}: end {format_duration(end)} is {word} start {format_duration(start)};"
+                 f" set {HERE}end after {format_duration(start)}")]
+
+
+def phase_forwards(phase: Any) -> Problems:
+    """A traffic phase ends after it starts."""
+    return _forwards("phase", phase)
+
+
+def incident_forwards(incident: Any) -> Problems:
+    """An incident's window ends after it starts."""
+    return _forwards("window", incident)
+
+
+def phases_apart(traffic: Any) -> Problems:
+    """Phases set the rate of a window each, so no two may overlap (each is checked against the first it overlaps)."""
+    problems: Problems = []
+    for j, b in enumerate(traffic.phases):
+        for i, a in enumerate(traffic.phases[:j]):
+            if a.start < b.end and b.start < a.end:
+                fix = (f"start to at least {format_duration(a.end)}" if b.start >= a.start
+                       else f"end to at most {format_duration(a.start)}")
+                problems.append((("phases", j), f"overlaps phases[{i}] ({format_duration(a.start)}.."
+                                 f"{format_duration(a.end)} and {format_duration(b.start)}.."
+                                 f"{format_duration(b.end)}); set {HERE}phases[{j}].{fix}"))
+                break
+    return problems
+
+
+def incident_factor(incident: Any) -> Problems:
+    """slow_queries multiplies statement time by `factor`; the other kinds take none."""
+    if incident.kind == "slow_queries" and incident.factor is None:
+        return [(("factor",), "required key is missing (slow_queries multiplies statement time);"
+                              f" set {HERE}factor, e.g. 10")]
+    if incident.kind != "slow_queries" and incident.factor is not None:
+        return [(("factor",), f"contradictory settings: only slow_queries takes a factor, not {incident.kind};"
+                              f' remove {HERE}factor or set kind = "slow_queries"')]
+    return []
+
+
+_FORBIDDEN = (("/", "a '/'"), ("\\", "a '\\'"), ("..", "'..'"))
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a run folder (runs/NAME-SEED/), or None when it can."""
+    if not name.strip():
+        return "it is empty"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        return "it contains a control character"
+    for text, said in _FORBIDDEN:
+        if text in name:
+            return f"it contains {said}"
+    if name.startswith("."):
+        return "it starts with '.'"
+    return None
+
+
+def check_file_name(name: str) -> str:
+    """A pydantic after-validator: `name` unchanged, or ValueError saying what to set."""
+    why = file_name_problem(name)
+    if why is None:
+        return name
+    plain = "".join(c if c.isprintable() and c not in "/\\" else "-" for c in name.replace("..", "-"))
+    plain = plain.strip(" .-") or "scenario"
+    raise ValueError(f"must be a plain file name (it names the run folder runs/NAME-SEED/), got {show(name)}:"
+                     f" {why}; set name to e.g. {plain!r}")
