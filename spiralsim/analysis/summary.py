@@ -191,7 +191,8 @@ def summarize(scenario: Scenario, recording: Recording, series: dict[str, np.nda
     """summary.json (docs/reference.md §4): outcome and why, recovery, settling, per-service
     totals and impact, database peaks, alerts with their lead on the impact."""
     trig = triggers(scenario)
-    verdict = outcome(scenario, recording, series, arithmetic(scenario), max((t["end"] for t in trig), default=0.0))
+    arith = arithmetic(scenario)
+    verdict = outcome(scenario, recording, series, arith, max((t["end"] for t in trig), default=0.0))
     bounds = _phase_bounds(recording, trig)
     services = {name: _service_summary(scenario, recording, name, series, bounds) for name in scenario.services}
     pool_max = {name: svc.pool.max for name, svc in scenario.services.items()}
@@ -217,6 +218,8 @@ def summarize(scenario: Scenario, recording: Recording, series: dict[str, np.nda
         "triggers": trig,
         "services": services,
         "database": _database_summary(recording, series),
+        "arithmetic": {"verdict": arith.verdict, "connections": arith.total,
+                       "alert_limit": round(arith.alert_limit, 6), "usable": arith.usable},
         "alerts": alerts,
     }
 

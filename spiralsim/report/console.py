@@ -65,6 +65,15 @@ def _impact_line(s: dict[str, Any], clock: Any) -> Optional[str]:
     return text
 
 
+def arithmetic_line(a: dict[str, Any]) -> str:
+    """The connection rule in one line: `arithmetic: tight: 90 connections at most, ...`."""
+    where = {"holds": f"within the {a['alert_limit']:g} at which db_connections_high fires",
+             "tight": (f"within the {a['usable']} usable slots but above the {a['alert_limit']:g} "
+                       f"at which db_connections_high fires"),
+             "fails": f"above the {a['usable']} usable slots"}[a["verdict"]]
+    return f"arithmetic: {a['verdict']}: the pools can ask for {a['connections']} connections, {where}"
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The short console summary of a run."""
     end = summary["duration_s"]
@@ -78,6 +87,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                f"{count(db['refused_connects'])} refused connects"
                + (f", peak {count(db['peak_idle_in_transaction'])} idle in transaction"
                   if db["peak_idle_in_transaction"] else ""))
+    out.append(arithmetic_line(summary["arithmetic"]))
     first: dict[str, Optional[float]] = {}  # each alert's first firing: its lead on the outage
     for a in summary["alerts"]:
         first.setdefault(a["name"] + (f" ({a['service']})" if a["service"] else ""), a["lead_s"])
