@@ -73,8 +73,8 @@ def _mean_ms(total_s: float, count: float) -> Optional[float]:
 
 def _phase_p99(rec: Recording, name: str, bounds: Optional[tuple[int, int]],
                settled: Optional[float]) -> dict[str, Optional[float]]:
-    """p99 before the first trigger, during the triggers, and after: from the later of the
-    last trigger's end and the service's settling (None if it never settled)."""
+    """p99 before the first trigger, during the triggers, and after: from the latest of the
+    last trigger's end, the service's settling and the end of its impact (None if it never settled)."""
     if bounds is None:
         return {"before": None, "during": None, "after": None}
     hist = rec.services[name].hist
@@ -84,6 +84,13 @@ def _phase_p99(rec: Recording, name: str, bounds: Optional[tuple[int, int]],
         lo = max(i1, min(rec.n_buckets, int(math.ceil(settled / rec.bucket - 1e-9))))
         after = _p99_ms(hist, lo, rec.n_buckets)
     return {"before": _p99_ms(hist, 0, i0), "during": _p99_ms(hist, i0, i1), "after": after}
+
+
+def _quiet_and_healthy(hurt: dict[str, Any]) -> Optional[float]:
+    """When a service was both settled and past its impact: where "p99 after" starts."""
+    if hurt["settled_s"] is None:
+        return None
+    return max(hurt["settled_s"], hurt["end_s"] or 0.0)
 
 
 def _service_summary(scenario: Scenario, rec: Recording, name: str, series: dict[str, np.ndarray],
@@ -115,7 +122,7 @@ def _service_summary(scenario: Scenario, rec: Recording, name: str, series: dict
         "latency_ms": {"mean": _mean_ms(tot["latency_sum"], tot["completions"]),
                        "p50": pct(0.5), "p99": pct(0.99)},
         "acquire_wait_ms": {"mean": _mean_ms(tot["acquire_wait_sum"], tot["acquires"])},
-        "p99_ms": _phase_p99(rec, name, bounds, hurt["settled_s"]),
+        "p99_ms": _phase_p99(rec, name, bounds, _quiet_and_healthy(hurt)),
         "impact": hurt,
         "peak_pool_waiting": _count(np.max(c["pool_waiting_peak"], initial=0.0)),
         "pods_max": _count(pods_max),
