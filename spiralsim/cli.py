@@ -1,4 +1,5 @@
-"""The command line: `spiralsim run SCENARIO [--out DIR] [--set K=V ...] [--seed N] [--max-requests N] [--quiet]`.
+"""The command line: `spiralsim run SCENARIO [--out DIR] [--set K=V ...] [--seed N] [--max-requests N] [--quiet]`,
+and the experiments: `compare`, `sweep` and `postmortem` (spiralsim/experiments/).
 
 Thin: parse, call the API, print, write files. Bad input (a scenario error, an
 unreadable file, a run too big to simulate) is one line per problem on stderr
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from .report import summary_lines, write_run
+from .experiments.compare import add_compare_command, run_compare
+from .experiments.postmortem import add_postmortem_command, run_postmortem
+from .experiments.sweep import add_sweep_command, run_sweep
 from .scenario import MAX_REQUESTS, Scenario, ScenarioError, bucket_problem, load_scenario, workload_problem
 from .simulate import simulate
 
@@ -46,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-requests", metavar="N", type=_limit, default=MAX_REQUESTS,
                      help=f"refuse a scenario expecting more user requests than this (default {MAX_REQUESTS:g})")
     run.add_argument("--quiet", action="store_true", help="print only the run folder")
+    add_compare_command(sub)
+    add_sweep_command(sub)
+    add_postmortem_command(sub)
     return parser
 
 
@@ -132,7 +139,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed its usage error
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    return _run(args, sys.stdout, sys.stderr)
+    commands = {"run": _run, "compare": run_compare, "sweep": run_sweep, "postmortem": run_postmortem}
+    return commands[args.command](args, sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "analysis": {"vocabulary", "scenario", "metrics"},
     "report": {"vocabulary", "scenario", "metrics", "analysis"},
     "simulate": {"scenario", "model", "analysis"},
-    "cli": {"scenario", "report", "simulate"},
-    "__init__": {"analysis", "report", "scenario", "simulate"},
+    "experiments": {"vocabulary", "scenario", "metrics", "analysis", "report", "simulate"},
+    "cli": {"scenario", "report", "simulate", "experiments"},
+    "__init__": {"analysis", "report", "scenario", "simulate", "experiments"},
 }
 
 

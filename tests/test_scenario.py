@@ -331,7 +331,7 @@ services = ["apx"]
     assert errors == [
         "duration: must be > 0, got '-1m'",
         "colour: unknown key (known keys: name, title, description, duration, seed, bucket, database, services,"
-        " incidents, analysis)",
+        " incidents, analysis, variants)",
         "database.max_conections: unknown key; did you mean max_connections?",
         "services.api.traffic.rate: must be >= 0, got -1",
         "services.api.endpoints.get_user.error_rate: must be <= 1, got 2",
@@ -454,7 +454,7 @@ def test_resolved_toml_round_trips_for_generated_scenarios(duration, rate, pool_
 
 def test_scenario_is_the_root_model():
     assert set(Scenario.model_fields) == {"name", "title", "description", "duration", "seed", "bucket",
-                                          "database", "services", "incidents", "analysis"}
+                                          "database", "services", "incidents", "analysis", "variants"}
 
 
 def test_autoscaler_target_follows_its_signal():

@@ -8,6 +8,7 @@ each, by `ScenarioError`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
@@ -34,6 +35,7 @@ __all__ = [
     "ScheduleStepConfig",
     "ServiceConfig",
     "TrafficConfig",
+    "VariantConfig",
 ]
 
 
@@ -277,6 +279,37 @@ class AnalysisConfig(_Table):
     idle_in_transaction_for: Duration = _d("10s")
 
 
+#: A variant's name: a plain identifier (it names a column of the comparison and a run folder).
+_VARIANT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+BASELINE = "baseline"  # the name of the run without overrides: no variant may take it
+
+
+def check_variant_name(name: str) -> str:
+    """A pydantic after-validator: `name` unchanged, or ValueError saying why not."""
+    if not _VARIANT_NAME.fullmatch(name):
+        raise ValueError("must be a plain identifier (letters, digits, _ and -, starting with a letter or _),"
+                         f" got {show(name)}")
+    if name == BASELINE:
+        raise ValueError(f"{BASELINE!r} names the run without overrides; choose another name")
+    return name
+
+
+def _distinct_variants(variants: list["VariantConfig"]) -> list["VariantConfig"]:
+    names = [v.name for v in variants]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"each variant needs its own name; given more than once: {', '.join(twice)}")
+    return variants
+
+
+class VariantConfig(_Table):
+    """A named set of `--set` overrides that `spiralsim compare` runs beside the scenario
+    (checked when it is built); a plain run ignores it."""
+
+    name: Annotated[Str, AfterValidator(check_variant_name)]
+    set: list[Str]
+
+
 class Scenario(_Table):
     """A whole validated scenario file."""
 
@@ -290,6 +323,8 @@ class Scenario(_Table):
     services: Annotated[dict[str, ServiceConfig], Field(min_length=1)]
     incidents: list[IncidentConfig] = []
     analysis: AnalysisConfig = AnalysisConfig()
+    # for `spiralsim compare` only: the simulation never reads them
+    variants: Annotated[list[VariantConfig], AfterValidator(_distinct_variants)] = []
 
     @property
     def service_names(self) -> tuple[str, ...]:

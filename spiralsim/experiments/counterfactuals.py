@@ -1,0 +1,168 @@
+"""The article's defences as counterfactuals: for a scenario, each single change that
+applies to it, as `--set` overrides. One registry: a later defence joins by one entry.
+
+A counterfactual applies when the scenario lacks the defence (retries without a
+cap, an acquire timeout of forever, a handler without try/finally, ...) and has
+what it defends against (statements that can run long for a statement timeout,
+transactions for the idle-in-transaction timeout, sessions the server can end
+for an error listener); it returns the overrides that add it, to every service
+that lacks it, or None.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..analysis import arithmetic
+from ..scenario import Scenario
+from ..vocabulary import SIGNALS
+
+Overrides = Optional[list[str]]
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """One defence: its name, the article's advice in a sentence, and the overrides that
+    add it to a scenario (None when it does not apply)."""
+
+    name: str
+    advice: str
+    overrides: Callable[[Scenario], Overrides]
+
+    @property
+    def key(self) -> str:
+        """Its name as a variant name and a folder name: `no_retries`, `pool_max_by_the_arithmetic`."""
+        return "".join(c if c.isalnum() else "_" for c in self.name.lower()).strip("_").replace("__", "_")
+
+
+def _each(scenario: Scenario, wants: Callable[..., bool], sets: Callable[..., list[str]]) -> Overrides:
+    out = [f"services.{name}.{s}" for name, svc in scenario.services.items() if wants(svc) for s in sets(svc)]
+    return out or None
+
+
+def _no_retries(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.client.max_attempts > 1, lambda s: ["client.max_attempts=1"])
+
+
+def _backoff(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.client.max_attempts > 1 and (s.client.backoff == "none" or s.client.jitter == "none"),
+                 lambda s: ['client.backoff="exponential"', 'client.jitter="full"'])
+
+
+def _acquire_timeout(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.pool.acquire_timeout == 0 or s.pool.acquire_timeout > 5,
+                 lambda s: ['pool.acquire_timeout="2s"'])
+
+
+def _scale_on_cpu(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.autoscaler is not None and not SIGNALS[s.autoscaler.signal].resource,
+                 lambda s: ['autoscaler.signal="cpu"', "autoscaler.target=0.7"])
+
+
+def _shed(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.pod.max_inflight == 0, lambda s: [f"pod.max_inflight={5 * s.pool.max}"])
+
+
+def _try_finally(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: any(e.leak_on_error for e in s.endpoints.values()),
+                 lambda s: [f"endpoints.{n}.leak_on_error=false" for n, e in s.endpoints.items() if e.leak_on_error])
+
+
+def _error_listener(sc: Scenario) -> Overrides:
+    if not _sessions_end(sc):
+        return None
+    return _each(sc, lambda s: s.pod.crash_on_pool_error or s.pod.crash_on_client_error,
+                 lambda s: ["pod.crash_on_pool_error=false", "pod.crash_on_client_error=false"])
+
+
+def _database(key: str, value: str, relevant: Callable[[Scenario], bool]) -> Callable[[Scenario], Overrides]:
+    def overrides(sc: Scenario) -> Overrides:
+        return [f"database.{key}={value}"] if getattr(sc.database, key) == 0 and relevant(sc) else None
+    return overrides
+
+
+def _slow_statements(sc: Scenario) -> bool:
+    """Statements can run long: a slow_queries incident, or lock waits."""
+    return any(i.kind == "slow_queries" for i in sc.incidents) or any(
+        e.lock_conflict > 0 for s in sc.services.values() for e in s.endpoints.values())
+
+
+def _transactions(sc: Scenario) -> bool:
+    return any(e.kind == "transaction" for s in sc.services.values() for e in s.endpoints.values())
+
+
+def _sessions_end(sc: Scenario) -> bool:
+    """The server can end sessions under the pods: a restart, a network drop, or its own timeout."""
+    return (any(i.kind in ("db_restart", "network_blip") for i in sc.incidents)
+            or sc.database.idle_in_transaction_session_timeout > 0)
+
+
+def _fair_share(sc: Scenario) -> dict[str, float]:
+    """Each service's share of the connections the alert share allows, in proportion to what it asks for."""
+    arith = arithmetic(sc)
+    room = max(0.0, arith.alert_limit - arith.other)
+    asked = {n: s.pods * s.pool_max for n, s in arith.services.items()}
+    total = sum(asked.values()) or 1
+    return {n: room * asked[n] / total for n in asked}
+
+
+def _pool_by_arithmetic(sc: Scenario) -> Overrides:
+    if arithmetic(sc).verdict == "holds":
+        return None
+    out = []
+    for name, share in _fair_share(sc).items():
+        svc, pods = sc.services[name], arithmetic(sc).services[name].pods
+        size = max(1, math.floor(share / pods))
+        if size < svc.pool.max:
+            out += [f"services.{name}.pool.max={size}", f"services.{name}.pool.min={min(svc.pool.min, size)}",
+                    f"services.{name}.pod.warm_connections={min(svc.pod.warm_connections, size)}"]
+    return out or None
+
+
+def _replicas_by_arithmetic(sc: Scenario) -> Overrides:
+    if arithmetic(sc).verdict == "holds":
+        return None
+    out = []
+    for name, share in _fair_share(sc).items():
+        svc = sc.services[name]
+        if svc.autoscaler is None:
+            continue
+        pods = max(svc.autoscaler.min_replicas, math.floor(share / svc.pool.max))
+        if pods < svc.autoscaler.max_replicas:
+            out.append(f"services.{name}.autoscaler.max_replicas={pods}")
+    return out or None
+
+
+#: The article's defences, roughly in its order of priority.
+COUNTERFACTUALS: tuple[Counterfactual, ...] = (
+    Counterfactual("no retries", "cap retries: a request tries once", _no_retries),
+    Counterfactual("backoff with jitter", "retry after an exponential backoff with full jitter", _backoff),
+    Counterfactual("acquire timeout 2 s", "wait at most 2 s for a pool connection (connectionTimeoutMillis)",
+                   _acquire_timeout),
+    Counterfactual("load shedding", "refuse work above 5 x pool.max in flight per pod (a 503 at once)", _shed),
+    Counterfactual("statement_timeout 5 s", "cancel any statement after 5 s",
+                   _database("statement_timeout", '"5s"', _slow_statements)),
+    Counterfactual("idle_in_transaction_session_timeout 60 s",
+                   "the server ends a session idle in transaction after 60 s",
+                   _database("idle_in_transaction_session_timeout", '"60s"', _transactions)),
+    Counterfactual("try/finally", "release the client in finally, ROLLBACK in catch (the withTransaction helper)",
+                   _try_finally),
+    Counterfactual("pool error listener", "pool.on('error') and client.on('error'): log, do not crash",
+                   _error_listener),
+    Counterfactual("scale on CPU", "scale on CPU at 70 % instead of latency or a queue", _scale_on_cpu),
+    Counterfactual("pool.max by the arithmetic", "size each pool so pods x pool.max fits 80 % of max_connections",
+                   _pool_by_arithmetic),
+    Counterfactual("max_replicas by the arithmetic", "cap the autoscaler so pods x pool.max fits 80 % of "
+                   "max_connections", _replicas_by_arithmetic),
+)
+
+
+def applicable(scenario: Scenario) -> list[tuple[Counterfactual, list[str]]]:
+    """The counterfactuals that apply to `scenario`, with their overrides, in registry order."""
+    found = []
+    for cf in COUNTERFACTUALS:
+        overrides = cf.overrides(scenario)
+        if overrides:
+            found.append((cf, overrides))
+    return found
