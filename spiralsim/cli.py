@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Optional, TextIO
 
-from .report import summary_lines, write_run
 from .experiments.compare import add_compare_command, run_compare
 from .experiments.postmortem import add_postmortem_command, run_postmortem
 from .experiments.sweep import add_sweep_command, run_sweep
+from .report import summary_lines, write_run
 from .scenario import MAX_REQUESTS, Scenario, ScenarioError, bucket_problem, load_scenario, workload_problem
 from .simulate import simulate
 

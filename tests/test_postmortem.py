@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from shipped import SCENARIOS
+
 from spiralsim import load_scenario
 from spiralsim.cli import main
 from spiralsim.experiments.counterfactuals import COUNTERFACTUALS, applicable

@@ -4,7 +4,7 @@ The ```python blocks are executed as written (in a temporary working directory
 holding a copy of `scenarios/`, so relative paths resolve and written files land
 there); a top-level expression whose trailing comment is a Python literal
 (`result.summary["outcome"]  # 'recovered'`) must evaluate to that literal.
-The `spiralsim run ...` lines of the ```sh blocks are only parsed with the CLI's
+The `spiralsim run|compare|sweep|postmortem ...` lines of the ```sh blocks are only parsed with the CLI's
 own argument parser and their scenario loaded with its overrides (validation,
 no simulation).
 """
@@ -45,7 +45,7 @@ def run_commands() -> list[tuple[str, list[str]]]:
     found = []
     for line, body in fenced_blocks(README.read_text(encoding="utf-8"), "sh"):
         for argv in shell_commands(body):
-            if argv[:2] == ["spiralsim", "run"]:
+            if argv[:1] == ["spiralsim"] and argv[1:2] and argv[1] in ("run", "compare", "sweep", "postmortem"):
                 found.append((f"README.md:{line}: {shlex.join(argv)}", argv))
     return found
 
@@ -97,11 +97,11 @@ def test_run_command_parses(where, argv):
         args = _parser().parse_args(argv[1:])
     except SystemExit as exc:
         pytest.fail(f"{where}: the CLI's parser rejects it (exit {exc.code})")
-    assert args.command == "run"
+    assert args.command == argv[1]
     scenario = ROOT / args.scenario
     assert scenario.is_file(), f"{where}: no scenario file {args.scenario}"
     try:
-        load_scenario(scenario, overrides=tuple(args.overrides), seed=args.seed)
+        load_scenario(scenario, overrides=tuple(args.overrides), seed=getattr(args, "seed", None))
     except ScenarioError as exc:
         pytest.fail(f"{where}: the scenario does not validate:\n{exc}")
 

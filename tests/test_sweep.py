@@ -137,7 +137,8 @@ def test_results_of_another_grid_are_refused(tmp_path):
 
 def test_a_failing_run_is_a_row_and_the_sweep_goes_on(tmp_path):
     log = io.StringIO()
-    rows = sweep(textbook(lam=2.0, duration=200.0), {"services.api.pool.max": [1, 0, 2]}, workers=2, out=tmp_path, log=log)
+    rows = sweep(textbook(lam=2.0, duration=200.0), {"services.api.pool.max": [1, 0, 2]}, workers=2, out=tmp_path,
+                 log=log)
     assert len(rows) == 6
     bad = rows[rows["services.api.pool.max"] == 0]
     assert list(bad["outcome"]) == ["error", "error"]

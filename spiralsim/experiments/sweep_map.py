@@ -15,6 +15,7 @@ is imported only when a map is drawn.
 """
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,8 +169,8 @@ def draw_map(table: pd.DataFrame, keys: Sequence[str], path: Optional[str | Path
     used = [w for w in WORDS if (table["verdict"] == w).any()]
     fig.legend(handles=[Patch(color=COLOURS[w], label=w) for w in used], loc="outside lower center",
                ncol=len(used), fontsize=8)
-    if title:
-        fig.suptitle(title)
+    if title:  # wrapped to the figure's width (about 11 characters an inch at this size)
+        fig.suptitle(textwrap.fill(title, max(30, int(11 * width * len(panels)))), fontsize=10)
     if path is not None:
         fig.savefig(path)
     return fig
