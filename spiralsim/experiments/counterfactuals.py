@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..analysis import arithmetic
-from ..scenario import Scenario
+from ..scenario import Scenario, ServiceConfig
+from ..scenario.durations import format_duration
 from ..vocabulary import SIGNALS
 
 Overrides = Optional[list[str]]
@@ -50,9 +51,15 @@ def _backoff(sc: Scenario) -> Overrides:
                  lambda s: ['client.backoff="exponential"', 'client.jitter="full"'])
 
 
+def acquire_timeout_for(svc: ServiceConfig) -> float:
+    """The article's acquire timeout: 2 s, but less than the caller's timeout "with room to
+    spare" (half of it), so what the pool serves is still wanted."""
+    return min(2.0, svc.client.timeout / 2) if svc.client.timeout > 0 else 2.0
+
+
 def _acquire_timeout(sc: Scenario) -> Overrides:
-    return _each(sc, lambda s: s.pool.acquire_timeout == 0 or s.pool.acquire_timeout > 5,
-                 lambda s: ['pool.acquire_timeout="2s"'])
+    return _each(sc, lambda s: s.pool.acquire_timeout == 0 or s.pool.acquire_timeout > acquire_timeout_for(s),
+                 lambda s: [f'pool.acquire_timeout="{format_duration(acquire_timeout_for(s))}"'])
 
 
 def _scale_on_cpu(sc: Scenario) -> Overrides:
@@ -138,8 +145,8 @@ def _replicas_by_arithmetic(sc: Scenario) -> Overrides:
 COUNTERFACTUALS: tuple[Counterfactual, ...] = (
     Counterfactual("no retries", "cap retries: a request tries once", _no_retries),
     Counterfactual("backoff with jitter", "retry after an exponential backoff with full jitter", _backoff),
-    Counterfactual("acquire timeout 2 s", "wait at most 2 s for a pool connection (connectionTimeoutMillis)",
-                   _acquire_timeout),
+    Counterfactual("acquire timeout", "wait at most 2 s for a pool connection (connectionTimeoutMillis), and "
+                   "less than the caller's timeout, with room to spare (half of it)", _acquire_timeout),
     Counterfactual("load shedding", "refuse work above 5 x pool.max in flight per pod (a 503 at once)", _shed),
     Counterfactual("statement_timeout 5 s", "cancel any statement after 5 s",
                    _database("statement_timeout", '"5s"', _slow_statements)),
