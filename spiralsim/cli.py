@@ -18,23 +18,11 @@ from .experiments.compare import add_compare_command, run_compare
 from .experiments.postmortem import add_postmortem_command, run_postmortem
 from .experiments.sweep import add_sweep_command, run_sweep
 from .report import summary_lines, write_run
+from .report.terminal import EXIT_BAD_INPUT, EXIT_OK, bad_input, max_requests
 from .scenario import MAX_REQUESTS, Scenario, ScenarioError, bucket_problem, load_scenario, workload_problem
 from .simulate import simulate
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 RUNS = Path("runs")
-
-
-def _limit(text: str) -> float:
-    """--max-requests: a number > 0 (`1e9` and `inf` accepted)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of requests, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,19 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", metavar="K=V", action="append", default=[], dest="overrides",
                      help="override a scenario key, e.g. services.api.pool.max=5 (repeatable)")
     run.add_argument("--seed", metavar="N", type=int, help="override the scenario's seed")
-    run.add_argument("--max-requests", metavar="N", type=_limit, default=MAX_REQUESTS,
+    run.add_argument("--max-requests", metavar="N", type=max_requests, default=MAX_REQUESTS,
                      help=f"refuse a scenario expecting more user requests than this (default {MAX_REQUESTS:g})")
     run.add_argument("--quiet", action="store_true", help="print only the run folder")
     add_compare_command(sub)
     add_sweep_command(sub)
     add_postmortem_command(sub)
     return parser
-
-
-def _error(lines: list[str], err: TextIO) -> int:
-    for line in lines:
-        print(f"spiralsim: error: {line}", file=err)
-    return EXIT_BAD_INPUT
 
 
 class _Progress:
@@ -115,7 +97,7 @@ def _load(args: argparse.Namespace) -> tuple[Scenario, Path] | list[str]:
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     loaded = _load(args)
     if isinstance(loaded, list):
-        return _error(loaded, err)
+        return bad_input(loaded, err)
     scenario, folder = loaded
     progress = _Progress(args.quiet, err)
     try:
@@ -125,7 +107,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         write_run(result, folder)
     except OSError as exc:
-        return _error([f"{folder}: cannot write the run ({exc.strerror or exc})"], err)
+        return bad_input([f"{folder}: cannot write the run ({exc.strerror or exc})"], err)
     if not args.quiet:
         for line in summary_lines(result.summary):
             print(line, file=out)

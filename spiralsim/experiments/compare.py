@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Optional, TextIO, Union
 
 from ..analysis import Result
 from ..report import write_run
+from ..report.terminal import EXIT_OK, bad_input, max_requests
 from ..scenario import (
     MAX_REQUESTS,
     Scenario,
@@ -64,8 +65,6 @@ Variants = Union[Mapping[str, Sequence[str]], Sequence[tuple[str, Sequence[str]]
 #: progress(name of the run going on, fraction of all the runs done)
 Progress = Callable[[str, float], None]
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
 RUNS = Path("runs")
 
 
@@ -208,16 +207,6 @@ def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
     return name, overrides
 
 
-def _limit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of requests, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
 def add_compare_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add `compare` to the CLI's subparsers (run it with `run_compare(args, out, err)`)."""
     cmd = subparsers.add_parser(
@@ -232,16 +221,10 @@ def add_compare_command(subparsers: Any) -> argparse.ArgumentParser:
                      help="override a key of the baseline, and so of every variant (repeatable)")
     cmd.add_argument("--seed", metavar="N", type=int, help="override the scenario's seed (every run keeps it)")
     cmd.add_argument("--out", metavar="DIR", type=Path, help="output folder (default runs/NAME-SEED-compare/)")
-    cmd.add_argument("--max-requests", metavar="N", type=_limit, default=MAX_REQUESTS,
+    cmd.add_argument("--max-requests", metavar="N", type=max_requests, default=MAX_REQUESTS,
                      help=f"refuse a run expecting more user requests than this (default {MAX_REQUESTS:g})")
     cmd.add_argument("--quiet", action="store_true", help="print only the output folder")
     return cmd
-
-
-def _error(lines: Sequence[str], err: TextIO) -> int:
-    for line in lines:
-        print(f"spiralsim: error: {line}", file=err)
-    return EXIT_BAD_INPUT
 
 
 def _cli_variants(texts: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -341,7 +324,7 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`spiralsim compare`: exit 0, or 2 with one line per problem of the input."""
     planned = _plan(args)
     if isinstance(planned, list):
-        return _error(planned, err)
+        return bad_input(planned, err)
     scenario, variants, folder = planned
     bar = _Bar(args.quiet, err)
     try:
@@ -351,7 +334,7 @@ def run_compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         write_comparison(comparison, folder)
     except OSError as exc:
-        return _error([f"{folder}: cannot write the comparison ({exc.strerror or exc})"], err)
+        return bad_input([f"{folder}: cannot write the comparison ({exc.strerror or exc})"], err)
     if not args.quiet:
         for line in key_lines(comparison.table):
             print(line, file=out)

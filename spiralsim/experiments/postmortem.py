@@ -15,12 +15,12 @@ from typing import Any, Optional, TextIO
 
 from ..report.format import cell, pct, plural
 from ..report.headline import outcome_sentence
+from ..report.terminal import EXIT_OK, bad_input
 from ..scenario import ScenarioError, load_scenario
-from .compare import BASELINE, Comparison, Progress, _Bar, _error, compare, write_comparison
+from .compare import BASELINE, Comparison, Progress, _Bar, compare, write_comparison
 from .compare_report import rank
 from .counterfactuals import Counterfactual, applicable
 
-EXIT_OK = 0
 GOOD = ("stable", "recovered")
 
 
@@ -123,9 +123,9 @@ def run_postmortem(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         scenario = load_scenario(args.scenario, overrides=tuple(args.overrides), seed=args.seed)
     except ScenarioError as exc:
-        return _error(exc.errors, err)
+        return bad_input(exc.errors, err)
     except OSError as exc:
-        return _error([f"{args.scenario}: cannot read ({exc.strerror or exc})"], err)
+        return bad_input([f"{args.scenario}: cannot read ({exc.strerror or exc})"], err)
     folder = args.out if args.out is not None else Path("runs") / f"{scenario.name}-{scenario.seed}-postmortem"
     bar = _Bar(args.quiet, err)
     try:
@@ -136,7 +136,7 @@ def run_postmortem(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         write_comparison(cfs.comparison, folder)
         (folder / "counterfactuals.md").write_bytes(render_counterfactuals(cfs).encode("utf-8"))
     except OSError as exc:
-        return _error([f"{folder}: cannot write the post-mortem ({exc.strerror or exc})"], err)
+        return bad_input([f"{folder}: cannot write the post-mortem ({exc.strerror or exc})"], err)
     if not args.quiet:
         print(verdict_sentence(cfs).replace("**", ""), file=out)
     print(folder, file=out)

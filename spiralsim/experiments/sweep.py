@@ -32,6 +32,7 @@ from typing import Any, Optional, TextIO
 import pandas as pd
 
 from ..analysis import triggers
+from ..report.terminal import bad_input
 from ..scenario import Scenario, ScenarioError, apply_overrides, load_scenario, scenario_to_toml
 from .sweep_map import CELLS, cell_lines, cells, draw_map, write_outputs
 from .sweep_run import ERROR, ROW_FIELDS, build_scenario, error_fields, literal, run_one
@@ -366,10 +367,7 @@ def run_sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         results = sweep(scenario, grid, args.seeds, args.workers, executor, args.paired_trigger, folder,
                         log=err, progress=not args.quiet)
     except (SweepError, ScenarioError, OSError) as exc:
-        lines = exc.errors if isinstance(exc, ScenarioError) else [str(exc)]
-        for line in lines:
-            print(f"spiralsim: error: {line}", file=err)
-        return EXIT_BAD_INPUT
+        return bad_input(exc.errors if isinstance(exc, ScenarioError) else [str(exc)], err)
     except KeyboardInterrupt:
         print(f"spiralsim: sweep interrupted; run it again with --out {folder} to resume", file=err)
         return EXIT_INTERRUPTED
