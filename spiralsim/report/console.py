@@ -88,7 +88,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                + (f", peak {count(db['peak_idle_in_transaction'])} idle in transaction"
                   if db["peak_idle_in_transaction"] else ""))
     out.append(arithmetic_line(summary["arithmetic"]))
-    first: dict[str, Optional[float]] = {}  # each alert's first firing: its lead on the outage
+    first: dict[str, Optional[float]] = {}  # each alert's first firing: its lead on the impact
     for a in summary["alerts"]:
         first.setdefault(a["name"] + (f" ({a['service']})" if a["service"] else ""), a["lead_s"])
     fired = [name + (f" {span(lead)} before the impact" if lead else "") for name, lead in first.items()]

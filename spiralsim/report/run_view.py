@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..analysis import Result, alert_meanings, degraded_buckets, first_degraded_s, service_column
+from ..analysis import Result, alert_meanings, degraded_buckets, service_column
 from .format import clock, count, ms
 
 
@@ -21,7 +21,6 @@ class RunView:
         self.services = list(self.sc.services)
         self.meanings = alert_meanings(self.sc.analysis)
         self.degraded = degraded_buckets(self.sc, result.timeseries)
-        self.outage = first_degraded_s(self.degraded, self.rec.bucket)
         self.unit = "second" if self.rec.bucket == 1.0 else "bucket"  # what one degraded bucket is called
 
     def clock(self, t: float) -> str:

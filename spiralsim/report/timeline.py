@@ -90,7 +90,7 @@ def _alert_figures(run: RunView, group: list[Event]) -> str:
     first = next((a for a in mine if abs(a["fired_at"] - e.time) < 1e-6), None)
     lead = first.get("lead_s") if first else None
     if lead:
-        tail += f"; {span(lead)} before the outage"
+        tail += f"; {span(lead)} before the impact"
     return f"{base}; {tail}"
 
 
