@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..analysis import Result
 from ..report.format import cell, clock, count, ms, pct, plural, span
-from ..report.headline import outcome_sentence
+from ..report.headline import detected, outcome_sentence
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,15 +126,6 @@ def _degraded(summary: dict[str, Any], hurt: dict[str, Any]) -> str:
     return f"{clock(hurt['start_s'], end)}–{clock(hurt['end_s'], end)} ({span(hurt['degraded_s'])})"
 
 
-def _detected(hurt: dict[str, Any]) -> str:
-    if hurt["start_s"] is None:
-        return "–"
-    if hurt["detected_by"] is None:
-        return "no alert"
-    when = "already firing" if hurt["detected_s"] == 0 else f"after {span(hurt['detected_s'])}"
-    return f"{when} (`{hurt['detected_by']}`)"
-
-
 def _bad_cell(s: dict[str, Any]) -> str:
     if not s["requests"]:
         return "no requests"
@@ -158,7 +149,7 @@ def _service_rows(name: str) -> list[Row]:
         (f"`{name}` bad requests", lambda m: _bad_cell(get(m))),
         (f"`{name}` error budget burned", lambda m: budget(get(m))),
         (f"`{name}` degraded", lambda m: _degraded(m, get(m)["impact"])),
-        (f"`{name}` detected", lambda m: _detected(get(m)["impact"])),
+        (f"`{name}` detected", lambda m: detected(get(m)["impact"], "no alert")),
         (f"`{name}` p99 during / after", lambda m: f"{ms(get(m)['p99_ms']['during'])} / "
                                                    f"{ms(get(m)['p99_ms']['after'])}"),
         (f"`{name}` amplification", lambda m: "–" if get(m)["amplification"] is None

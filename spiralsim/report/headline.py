@@ -33,11 +33,12 @@ def _window(run: RunView, hurt: dict[str, Any]) -> str:
     return f"{run.clock(hurt['start_s'])}–{run.clock(hurt['end_s'])} ({span(hurt['degraded_s'])} degraded)"
 
 
-def _detected(hurt: dict[str, Any]) -> str:
+def detected(hurt: dict[str, Any], none: str = "no alert fired while it lasted") -> str:
+    """How soon an alert said so: `after 9 s (`pool_waiting`)`, `already firing (...)`, `none`."""
     if hurt["start_s"] is None:
         return "–"
     if hurt["detected_by"] is None:
-        return "no alert fired while it lasted"
+        return none
     when = "already firing" if hurt["detected_s"] == 0 else f"after {span(hurt['detected_s'])}"
     return f"{when} (`{hurt['detected_by']}`)"
 
@@ -66,7 +67,7 @@ def impact_table(run: RunView) -> str:
     window = f"{a.slo_window / 86400:g} days" if a.slo_window % 86400 == 0 else span(a.slo_window)
     rows = [
         ("degraded", lambda v: _window(run, v["impact"])),
-        ("detected", lambda v: _detected(v["impact"])),
+        ("detected", lambda v: detected(v["impact"])),
         ("recovered", lambda v: _recovered(run, v["impact"])),
         ("settled", lambda v: run.clock(v["impact"]["settled_s"]) if v["impact"]["settled_s"] is not None
          else "not by the end of the run"),
