@@ -6,6 +6,7 @@ SimPy components), analysis (what a run means), report (what a user reads),
 then `simulate` and the command line.
 """
 from .analysis import Result
+from .analysis.check import check
 from .report import dashboard, render_report, summary_lines, write_run
 from .scenario import Scenario, ScenarioError, load_scenario, scenario_from_dict, scenario_from_toml
 from .simulate import simulate
@@ -14,6 +15,7 @@ __all__ = [
     "Result",
     "Scenario",
     "ScenarioError",
+    "check",
     "dashboard",
     "load_scenario",
     "render_report",

@@ -1,14 +1,17 @@
 """The command line: `spiralsim run SCENARIO [--out DIR] [--set K=V ...] [--seed N] [--max-requests N] [--quiet]`,
-and the experiments: `compare`, `sweep` and `postmortem` (spiralsim/experiments/).
+`spiralsim check SCENARIO [--set K=V ...] [--json]`, and the experiments: `compare`, `sweep` and
+`postmortem` (spiralsim/experiments/).
 
 Thin: parse, call the API, print, write files. Bad input (a scenario error, an
 unreadable file, a run too big to simulate) is one line per problem on stderr
 and exit status 2, never a traceback. The default run folder is always inside
-`runs/`; only `--out` chooses another.
+`runs/`; only `--out` chooses another. `check` exits 1 when a rule fails; `run`
+prints the failed rules on stderr before it runs (not with `--quiet`).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -18,6 +21,7 @@ from .experiments.compare import add_compare_command, run_compare
 from .experiments.postmortem import add_postmortem_command, run_postmortem
 from .experiments.sweep import add_sweep_command, run_sweep
 from .report import summary_lines, write_run
+from .report.check import check, check_document, check_lines, exit_status, failed_lines
 from .report.terminal import EXIT_BAD_INPUT, EXIT_OK, bad_input, max_requests
 from .scenario import MAX_REQUESTS, Scenario, ScenarioError, bucket_problem, load_scenario, workload_problem
 from .simulate import simulate
@@ -38,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-requests", metavar="N", type=max_requests, default=MAX_REQUESTS,
                      help=f"refuse a scenario expecting more user requests than this (default {MAX_REQUESTS:g})")
     run.add_argument("--quiet", action="store_true", help="print only the run folder")
+    chk = sub.add_parser("check", help="the article's arithmetic on a scenario, before any run; exit 1 if a rule fails")
+    chk.add_argument("scenario", metavar="SCENARIO", help="scenario file (TOML)")
+    chk.add_argument("--set", metavar="K=V", action="append", default=[], dest="overrides",
+                     help="override a scenario key, e.g. services.api.pool.max=5 (repeatable)")
+    chk.add_argument("--json", action="store_true", help="print the findings as JSON, for scripts")
     add_compare_command(sub)
     add_sweep_command(sub)
     add_postmortem_command(sub)
@@ -72,15 +81,22 @@ def _default_folder(scenario: Scenario) -> Path | None:
     return folder if inside else None
 
 
-def _load(args: argparse.Namespace) -> tuple[Scenario, Path] | list[str]:
-    """The scenario to simulate and its run folder, or the lines saying why not
-    (invalid, too much work, or a default folder outside runs/)."""
+def _read(args: argparse.Namespace) -> Scenario | list[str]:
+    """The scenario with its overrides (and `--seed`, if the command has it), or the lines saying why not."""
     try:
-        scenario = load_scenario(args.scenario, overrides=tuple(args.overrides), seed=args.seed)
+        return load_scenario(args.scenario, overrides=tuple(args.overrides), seed=getattr(args, "seed", None))
     except ScenarioError as exc:
         return exc.errors
     except OSError as exc:
         return [f"{args.scenario}: cannot read ({exc.strerror or exc})"]
+
+
+def _load(args: argparse.Namespace) -> tuple[Scenario, Path] | list[str]:
+    """The scenario to simulate and its run folder, or the lines saying why not
+    (invalid, too much work, or a default folder outside runs/)."""
+    scenario = _read(args)
+    if isinstance(scenario, list):
+        return scenario
     problems = []
     too_big = workload_problem(scenario, args.max_requests)
     if too_big is not None:
@@ -99,6 +115,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if isinstance(loaded, list):
         return bad_input(loaded, err)
     scenario, folder = loaded
+    if not args.quiet:
+        for line in failed_lines(check(scenario)):
+            print(f"spiralsim: {line}", file=err)
     progress = _Progress(args.quiet, err)
     try:
         result = simulate(scenario, progress)
@@ -115,14 +134,32 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    scenario = _read(args)
+    if isinstance(scenario, list):
+        return bad_input(scenario, err)
+    findings = check(scenario)
+    if args.json:
+        print(json.dumps(check_document(scenario, findings), indent=2, allow_nan=False), file=out)
+    else:
+        for line in check_lines(findings):
+            print(line, file=out)
+    return exit_status(findings)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed its usage error
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    commands = {"run": _run, "compare": run_compare, "sweep": run_sweep, "postmortem": run_postmortem}
-    return commands[args.command](args, sys.stdout, sys.stderr)
+    commands = {"run": _run, "check": _check, "compare": run_compare, "sweep": run_sweep,
+                "postmortem": run_postmortem}
+    try:
+        return commands[args.command](args, sys.stdout, sys.stderr)
+    except BrokenPipeError:  # `spiralsim check ... | head` closed the pipe: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

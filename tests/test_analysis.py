@@ -131,7 +131,7 @@ def _series(n=600, **cols):
     base = {"service": np.array(["api"] * n, dtype=object), "pool_in_use": np.full(n, 3.0),
             "pods_ready": np.full(n, 2.0), "arrivals": np.full(n, 100.0),
             "pool_waiting_sampled": np.zeros(n), "db_connections_max": np.full(n, 10.0),
-            "db_oldest_idle_in_transaction_s": np.zeros(n)}
+            "db_oldest_idle_in_transaction_s": np.zeros(n), "statement_p99_ms": np.full(n, 5.0)}
     for key, (lo, hi, value) in cols.items():
         base[key] = base[key].copy()
         base[key][lo:hi] = value
@@ -216,7 +216,8 @@ def test_alerts_reach_the_event_log():
 
 NON_DEFAULT = {"pool_waiting_for": 5.0, "pool_saturation_share": 0.5, "pool_saturation_for": 10.0,
                "pool_collapse_share": 0.5, "pool_collapse_window": 100.0, "pool_collapse_for": 20.0,
-               "db_connections_share": 0.5, "db_connections_for": 5.0, "idle_in_transaction_for": 3.0}
+               "db_connections_share": 0.5, "db_connections_for": 5.0, "idle_in_transaction_for": 3.0,
+               "statement_p99_budget": 0.1, "statement_budget_for": 30.0}
 
 
 @pytest.mark.parametrize("cols, pod, expected, default", [
@@ -227,11 +228,20 @@ NON_DEFAULT = {"pool_waiting_for": 5.0, "pool_saturation_share": 0.5, "pool_satu
     ({"db_connections_max": (50, 70, 55)}, 0, ("db_connections_high", "", 56.0, 71.0), None),
     ({"db_oldest_idle_in_transaction_s": (10, 25, 40)}, 0, ("idle_in_transaction", "", 14.0, 26.0),
      ("idle_in_transaction", "", 21.0, 26.0)),
+    # statements' p99 of 150 ms from 100 s to 200 s: above a budget of 100 ms, not the default 200 ms
+    ({"statement_p99_ms": (100, 200, 150.0)}, 0, ("slow_query_budget", "api", 131.0, 201.0), None),
 ])
 def test_each_alert_follows_its_analysis_settings(cols, pod, expected, default):
     series, pods = _series(**cols), _pod(lo=300, value=pod)
     assert _alerts(series, NON_DEFAULT, pods) == [expected]
     assert _alerts(series, None, pods) == ([default] if default else [])
+
+
+def test_slow_query_budget_fires_on_the_statements_p99_and_a_bucket_without_statements_breaks_it():
+    series = _series(statement_p99_ms=(100, 200, 500.0))
+    assert _alerts(series) == [("slow_query_budget", "api", 161.0, 201.0)]  # held 60 s from the scrape at 101
+    series["statement_p99_ms"][150] = np.nan  # no statement ended in that bucket: not above (as PromQL's NaN)
+    assert _alerts(series) == []  # 50 then 49 scrapes above: neither holds 60 s
 
 
 def test_non_default_settings_fire_nothing_on_a_healthy_series():

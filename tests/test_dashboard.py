@@ -243,3 +243,18 @@ def test_matplotlib_is_not_imported_with_the_dashboard():
     code = "import sys, spiralsim.report.dashboard; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_defences_panel_shows_what_each_defence_refused():
+    from spiralsim import load_scenario, simulate
+    r = simulate(load_scenario(SCENARIOS / "retry_storm.toml", [
+        "duration=3m", "services.api.client.circuit_breaker=true", "services.api.pod.adaptive_concurrency=true",
+        "services.api.client.retry_budget=0.1"]))
+    fig = dashboard(r)
+    assert panels(fig)[4] == "defences"
+    labels = legend_labels(panel(fig, "defences"))
+    for label in ("refused: breaker open", "refused: adaptive limit", "retries denied (budget)", "breaker open",
+                  "adaptive limit per pod (right)"):
+        assert label in labels
+    assert "defences" not in panels(dashboard(simulate(load_scenario(SCENARIOS / "retry_storm.toml",
+                                                                     ["duration=3m"]))))

@@ -8,6 +8,7 @@ from builders import SESSION_SERVICE, SESSIONS, merge, scenario
 
 from spiralsim.model.world import World
 from spiralsim.scenario import Scenario
+from spiralsim.vocabulary import KIND_INDEX
 
 
 def service(*, rate: int = 8, last: str = "0.2s", **tables: dict) -> dict:
@@ -125,7 +126,7 @@ def test_statement_timeout_ends_a_lock_wait():
         services={"writer": ORPHAN,
                   "reader": service(rate=1, last="1.5s", endpoints={"e": {"lock_conflict": 1.0}})}))
     r = world.recorder.services["reader"]
-    assert sum(r.failures[7]) == 1  # statement_timeout
+    assert sum(r.failures[KIND_INDEX["statement_timeout"]]) == 1
     assert math.isclose(sum(r.lock_wait_sum), 2.0, rel_tol=1e-9)
 
 

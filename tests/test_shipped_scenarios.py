@@ -30,13 +30,29 @@ def test_every_request_ends_in_exactly_one_outcome(path):
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_every_connection_is_accounted_for_by_pools_and_database(path):
-    """The pools' open connections (their own count) equal the database's held slots."""
+    """The pools' open connections (their own count) equal the database's held slots; behind
+    PgBouncer they are its clients, and its server connections hold the slots; a pod's pools on
+    the read replicas (straight, never behind PgBouncer) hold the replicas' slots, each apart."""
     world = World(load_scenario(path))
     world.run()
-    pools_total = sum(world.recorder.services[s].pool_total.value for s in world.services)
-    assert pools_total == world.database.held
-    live = sum(p.pool.total for svc in world.services.values() for p in svc.live_pods() if p.pool)
+    # a connect already refused is in its pool's total until the refusal arrives, but holds no slot
+    direct = [pool for svc in world.services.values() for p in svc.pods if p.pool
+              for pool in ([] if svc.bouncer else [p.pool]) + p.read_pools]
+    clients = sum(svc.bouncer.clients for svc in world.services.values() if svc.bouncer is not None)
+    pools_total = (sum(world.recorder.services[s].pool_total.value for s in world.services) - clients
+                   - sum(pool.refusing for pool in direct))
+    servers = sum(svc.bouncer.server_slots() for svc in world.services.values() if svc.bouncer is not None)
+    assert pools_total + servers == world.database.held + sum(r.held for r in world.replicas)
+    for name, svc in world.services.items():
+        if svc.bouncer is not None and not svc.wiring.replicas:
+            assert world.recorder.services[name].pool_total.value == svc.bouncer.clients
+    live = sum(p.pool.total - p.pool.refusing for svc in world.services.values() if svc.bouncer is None
+               for p in svc.live_pods() if p.pool)
     assert live <= world.database.held
+    for i, replica in enumerate(world.replicas):
+        on_it = sum(p.read_pools[i].total - p.read_pools[i].refusing for svc in world.services.values()
+                    for p in svc.live_pods() if p.read_pools)
+        assert on_it <= replica.held <= replica.reserved_from - replica.other
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
@@ -109,6 +125,8 @@ def test_every_event_kind_is_in_the_vocabulary(path):
 OUTCOMES = {
     "db_restart": "recovered", "idle_in_transaction": "stuck", "leak": "stuck", "push_spike": "recovered",
     "retry_storm": "metastable", "shared_database": "recovered", "slow_query": "recovered",
+    "pgbouncer": "recovered", "serverless": "stuck", "background_jobs": "recovered", "sane_defaults": "recovered",
+    "read_replicas": "stable",
 }
 
 

@@ -89,6 +89,11 @@ def _idle_in_transaction(s: Scrape, a: AnalysisConfig) -> np.ndarray:
     return s.col("db_oldest_idle_in_transaction_s") > a.idle_in_transaction_age
 
 
+def _slow_query_budget(s: Scrape, a: AnalysisConfig) -> np.ndarray:
+    # The service's statements' p99 over the bucket (NaN, no statement ended: not above).
+    return np.nan_to_num(s.col("statement_p99_ms"), nan=0.0) > 1000 * a.statement_p99_budget
+
+
 #: The alerts, in the order of same-time firings.
 ALERTS: tuple[Alert, ...] = (
     Alert("pool_waiting", "service", "pool_waiting_for", _pool_waiting,
@@ -105,6 +110,9 @@ ALERTS: tuple[Alert, ...] = (
     Alert("idle_in_transaction", "database", "idle_in_transaction_for", _idle_in_transaction,
           lambda a: (f"a session idle in transaction for more than {a.idle_in_transaction_age:g} s, "
                      f"for {a.idle_in_transaction_for:g} s")),
+    Alert("slow_query_budget", "service", "statement_budget_for", _slow_query_budget,
+          lambda a: (f"the service's statements' p99 above the budget of {1000 * a.statement_p99_budget:g} ms "
+                     f"for {a.statement_budget_for:g} s")),
 )
 ALERT_NAMES = tuple(a.name for a in ALERTS)
 

@@ -87,6 +87,10 @@ def _fault(rec: Recording, name: str) -> Optional[str]:
                 f"still hold{'' if open_tx >= 1.5 else 's'} {'their' if open_tx >= 1.5 else 'its'} locks")
     if c["pods_crashloop_sample"][-1] >= 0.5:
         return f"`{name}`'s pods are still crash-looping"
+    frozen, held = c["instances_frozen_sample"][-1], c["pool_frozen_sample"][-1]
+    if held >= 0.5 and c["refused_connects"][-60:].sum() > 0:  # and the database refuses the others
+        return (f"`{name}`'s {frozen:.0f} frozen instances still hold {held:.0f} connections open until the "
+                f"platform reaps them")
     return None
 
 

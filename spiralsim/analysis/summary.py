@@ -13,9 +13,9 @@ import numpy as np
 from ..metrics import Event, Recording, hist_percentiles
 from ..scenario import Scenario
 from ..scenario.triggers import incidents, phases
-from ..vocabulary import FAILURE_KINDS, TROUBLE_COUNTERS
+from ..vocabulary import FAILURE_KINDS, REFUSED_AT_ONCE, TROUBLE_COUNTERS
 from .alerts import alert_events, evaluate_alerts
-from .arithmetic import arithmetic
+from .arithmetic import Arithmetic, arithmetic, reads
 from .impact import impact
 from .outcome import degraded_buckets, outcome, service_degraded
 from .timeseries import service_column
@@ -119,6 +119,9 @@ def _service_summary(scenario: Scenario, rec: Recording, name: str, series: dict
         "retries": _count(tot["retries"]),
         "amplification": round(tot["attempts"] / tot["arrivals"], 3) if tot["arrivals"] else None,
         "wasted": _count(tot["wasted"]),
+        # attempts refused at once by a defence, each counted even when a retry later succeeded
+        "refused_attempts": {k: _count(c["attempts_" + k].sum()) for k in REFUSED_AT_ONCE},
+        "retries_denied": _count(c["retries_denied"].sum()),
         "latency_ms": {"mean": _mean_ms(tot["latency_sum"], tot["completions"]),
                        "p50": pct(0.5), "p99": pct(0.99)},
         "acquire_wait_ms": {"mean": _mean_ms(tot["acquire_wait_sum"], tot["acquires"])},
@@ -142,8 +145,21 @@ def _trouble(c: dict[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
-def _database_summary(rec: Recording, series: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Peaks of the shared database; peak_cpu is the busiest bucket's mean share of its cores (0..1)."""
+def _replicas_summary(rec: Recording, series: dict[str, np.ndarray], arith: Arithmetic) -> dict[str, Any]:
+    """The read replicas: what the pools can ask each for, the most any one held, their refusals, their CPU."""
+    first = next(iter(rec.services))
+    return {
+        "count": len(rec.replicas),
+        "connections": int(arith.replica_total),
+        "peak_connections": _count(max((np.max(r["connections_peak"], initial=0.0) for r in rec.replicas),
+                                       default=0.0)),
+        "refused_connects": _count(sum(r["refused"].sum() for r in rec.replicas)),
+        "peak_cpu": round(float(np.max(service_column(series, "replica_cpu", first), initial=0.0)), 3),
+    }
+
+
+def _database_summary(rec: Recording, series: dict[str, np.ndarray], arith: Arithmetic) -> dict[str, Any]:
+    """Peaks of the primary; peak_cpu is the busiest bucket's mean share of its cores (0..1); the replicas'."""
     first = next(iter(rec.services))
     db_cpu = service_column(series, "db_cpu", first)
     return {
@@ -153,6 +169,7 @@ def _database_summary(rec: Recording, series: dict[str, np.ndarray]) -> dict[str
         "max_connections": int(rec.max_connections),
         "peak_idle_in_transaction": _count(np.max(rec.db["idle_in_transaction_peak"], initial=0.0)),
         "peak_abandoned_transactions": _count(np.max(rec.db["orphans_open_peak"], initial=0.0)),
+        "replicas": _replicas_summary(rec, series, arith),
     }
 
 
@@ -202,7 +219,9 @@ def summarize(scenario: Scenario, recording: Recording, series: dict[str, np.nda
     verdict = outcome(scenario, recording, series, arith, max((t["end"] for t in trig), default=0.0))
     bounds = _phase_bounds(recording, trig)
     services = {name: _service_summary(scenario, recording, name, series, bounds) for name in scenario.services}
-    pool_max = {name: svc.pool.max for name, svc in scenario.services.items()}
+    # a pod that reads keeps a pool per read replica beside the primary's: its gauges are theirs together
+    replicas = scenario.database.read_replicas
+    pool_max = {name: svc.pool.max * (1 + (replicas if reads(svc) else 0)) for name, svc in scenario.services.items()}
     pods_in_use = {name: s.pod_in_use for name, s in recording.services.items()}
     alerts = evaluate_alerts(series, recording.bucket, pool_max, recording.max_connections, scenario.analysis,
                              pods_in_use)
@@ -224,7 +243,7 @@ def summarize(scenario: Scenario, recording: Recording, series: dict[str, np.nda
         "degraded_buckets": int(degraded_buckets(scenario, series).sum()),
         "triggers": trig,
         "services": services,
-        "database": _database_summary(recording, series),
+        "database": _database_summary(recording, series, arith),
         "arithmetic": {"verdict": arith.verdict, "connections": arith.total,
                        "alert_limit": round(arith.alert_limit, 6), "usable": arith.usable},
         "alerts": alerts,

@@ -4,12 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import Recording, hist_percentiles
-from ..vocabulary import FAILURE_KINDS, TROUBLE_COUNTERS
+from ..vocabulary import FAILURE_KINDS, REFUSED_AT_ONCE, TROUBLE_COUNTERS
 
 GAUGES = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
     "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "requests_open",
 )
+#: PgBouncer's gauges, as SHOW POOLS names them (0 for a service without PgBouncer).
+PGBOUNCER_GAUGES = ("cl_active", "cl_waiting", "sv_active", "sv_idle")
 
 
 def service_column(series: dict[str, np.ndarray], key: str, service: str) -> np.ndarray:
@@ -38,10 +40,21 @@ def _service_columns(rec: Recording, name: str, safe_len: np.ndarray) -> dict[st
     col["failures"] = fails
     col["goodput"] = c["successes"] / safe_len
     col["wasted"] = c["wasted"]
+    for k in REFUSED_AT_ONCE:
+        col["attempts_" + k] = c["attempts_" + k]
+    col["retries_denied"] = c["retries_denied"]
+    col["breaker_state"] = c["breaker_state_peak"]
+    col["instances_frozen"] = c["instances_frozen_area"] / safe_len
+    col["pool_frozen"] = c["pool_frozen_area"] / safe_len
+    with np.errstate(invalid="ignore", divide="ignore"):
+        col["concurrency_limit"] = np.where(c["limited_pods_area"] > 0, c["concurrency_limit_area"] /
+                                            np.maximum(c["limited_pods_area"], 1e-12), np.nan)
     col["latency_mean_ms"] = _mean_ms(c["latency_sum"], c["completions"])
     col["acquire_wait_mean_ms"] = _mean_ms(c["acquire_wait_sum"], c["acquires"])
     for q, label in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
         col[f"latency_{label}_ms"] = 1000 * hist_percentiles(s.hist, q)
+    col["statement_p99_ms"] = (1000 * hist_percentiles(s.stmt_hist, 0.99) if s.stmt_hist is not None
+                               else np.full(n, np.nan))
     for g in GAUGES:
         col[g] = c[g + "_area"] / safe_len
     col["pool_waiting_max"] = c["pool_waiting_peak"]
@@ -60,6 +73,9 @@ def _service_columns(rec: Recording, name: str, safe_len: np.ndarray) -> dict[st
     for k in ("connects", "closes", "refused_connects"):
         col[k] = c[k]
     col["db_connections_service"] = c["db_connections_area"] / safe_len
+    for g in PGBOUNCER_GAUGES:
+        col[g] = c[g + "_area"] / safe_len
+    col["cl_waiting_max"] = c["cl_waiting_peak"]
     return col
 
 
@@ -90,10 +106,22 @@ def _database_columns(rec: Recording, safe_len: np.ndarray) -> dict[str, np.ndar
     }
 
 
+def _replica_columns(rec: Recording, safe_len: np.ndarray) -> dict[str, np.ndarray]:
+    """The read replicas' columns, the same set whatever their number (0 without replicas)."""
+    reps = rec.replicas
+    zero = np.zeros(rec.n_buckets)
+    return {
+        "replica_connections": sum((r["connections_area"] for r in reps), zero) / safe_len,
+        "replica_connections_max": np.max([r["connections_peak"] for r in reps], axis=0) if reps else zero,
+        "replica_cpu": sum((r["busy_cores_area"] for r in reps), zero) / (safe_len * max(1, len(reps))),
+        "replica_refused_connects": sum((r["refused"] for r in reps), zero),
+    }
+
+
 def build_timeseries(rec: Recording) -> dict[str, np.ndarray]:
     """Columns of timeseries.csv (SCENARIO.md), rows ordered by time, then service in file order."""
     safe_len = np.where(rec.bucket_len > 0, rec.bucket_len, 1.0)
-    database = _database_columns(rec, safe_len)
+    database = {**_database_columns(rec, safe_len), **_replica_columns(rec, safe_len)}
     per = [{**_service_columns(rec, name, safe_len), **database} for name in rec.services]
     out: dict[str, np.ndarray] = {}
     for key in per[0]:

@@ -51,6 +51,52 @@ def _backoff(sc: Scenario) -> Overrides:
                  lambda s: ['client.backoff="exponential"', 'client.jitter="full"'])
 
 
+def _retry_budget(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.client.max_attempts > 1 and s.client.retry_budget == 0,
+                 lambda s: ["client.retry_budget=0.1"])
+
+
+def _breaker(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.client.max_attempts > 1 and not s.client.circuit_breaker,
+                 lambda s: ["client.circuit_breaker=true"])
+
+
+def _throttling(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.client.max_attempts > 1 and s.client.throttle_k == 0,
+                 lambda s: ["client.throttle_k=2"])
+
+
+def _adaptive_limit(sc: Scenario) -> Overrides:
+    return _each(sc, lambda s: s.pod.max_inflight == 0 and not s.pod.adaptive_concurrency and s.serverless is None,
+                 lambda s: ["pod.adaptive_concurrency=true"])
+
+
+def _release_dead_clients(sc: Scenario) -> Overrides:
+    if not _sessions_end(sc):
+        return None
+    return _each(sc, lambda s: _transactions_in(s) and not s.pod.release_on_client_error,
+                 lambda s: ["pod.crash_on_client_error=false", "pod.release_on_client_error=true"])
+
+
+def _transactions_in(svc: ServiceConfig) -> bool:
+    return any(e.kind == "transaction" for e in svc.endpoints.values())
+
+
+def _pgbouncer(sc: Scenario) -> Overrides:
+    """Transaction pooling, each service's server pool its fair share of 80 % of max_connections,
+    and room for every client connection its pods can open."""
+    if arithmetic(sc).verdict == "holds":
+        return None
+    out = []
+    for name, share in _fair_share(sc).items():
+        svc, limits = sc.services[name], arithmetic(sc).services[name]
+        if svc.pgbouncer is None:
+            out += [f'services.{name}.pgbouncer.pool_mode="transaction"',
+                    f"services.{name}.pgbouncer.default_pool_size={max(1, math.floor(share))}",
+                    f"services.{name}.pgbouncer.max_client_conn={max(100, limits.pods * svc.pool.max)}"]
+    return out or None
+
+
 def acquire_timeout_for(svc: ServiceConfig) -> float:
     """The article's acquire timeout: 2 s, but less than the caller's timeout "with room to
     spare" (half of it), so what the pool serves is still wanted."""
@@ -68,7 +114,9 @@ def _scale_on_cpu(sc: Scenario) -> Overrides:
 
 
 def _shed(sc: Scenario) -> Overrides:
-    return _each(sc, lambda s: s.pod.max_inflight == 0, lambda s: [f"pod.max_inflight={5 * s.pool.max}"])
+    # a serverless instance serves one request at a time: nothing to shed
+    return _each(sc, lambda s: s.pod.max_inflight == 0 and s.serverless is None,
+                 lambda s: [f"pod.max_inflight={5 * s.pool.max}"])
 
 
 def _try_finally(sc: Scenario) -> Overrides:
@@ -109,7 +157,7 @@ def _fair_share(sc: Scenario) -> dict[str, float]:
     """Each service's share of the connections the alert share allows, in proportion to what it asks for."""
     arith = arithmetic(sc)
     room = max(0.0, arith.alert_limit - arith.other)
-    asked = {n: s.pods * s.pool_max for n, s in arith.services.items()}
+    asked = {n: s.asks for n, s in arith.services.items()}  # behind PgBouncer: its server pool
     total = sum(asked.values()) or 1
     return {n: room * asked[n] / total for n in asked}
 
@@ -120,6 +168,8 @@ def _pool_by_arithmetic(sc: Scenario) -> Overrides:
     out = []
     for name, share in _fair_share(sc).items():
         svc, pods = sc.services[name], arithmetic(sc).services[name].pods
+        if svc.pgbouncer is not None:  # its pools talk to PgBouncer: its server pool is what counts
+            continue
         size = max(1, math.floor(share / pods))
         if size < svc.pool.max:
             out += [f"services.{name}.pool.max={size}", f"services.{name}.pool.min={min(svc.pool.min, size)}",
@@ -133,7 +183,7 @@ def _replicas_by_arithmetic(sc: Scenario) -> Overrides:
     out = []
     for name, share in _fair_share(sc).items():
         svc = sc.services[name]
-        if svc.autoscaler is None:
+        if svc.autoscaler is None or svc.pgbouncer is not None:
             continue
         pods = max(svc.autoscaler.min_replicas, math.floor(share / svc.pool.max))
         if pods < svc.autoscaler.max_replicas:
@@ -145,9 +195,17 @@ def _replicas_by_arithmetic(sc: Scenario) -> Overrides:
 COUNTERFACTUALS: tuple[Counterfactual, ...] = (
     Counterfactual("no retries", "cap retries: a request tries once", _no_retries),
     Counterfactual("backoff with jitter", "retry after an exponential backoff with full jitter", _backoff),
+    Counterfactual("retry budget", "retry at most one request in ten successes (the SRE book's 10 % budget)",
+                   _retry_budget),
+    Counterfactual("circuit breaker", "a circuit breaker upstream of the pool (Hystrix's defaults: open at 50 %"
+                   " errors over 10 s, 20 attempts at least; one trial after 5 s)", _breaker),
+    Counterfactual("adaptive throttling", "the SRE book's client-side throttling, K = 2 over 2 minutes",
+                   _throttling),
     Counterfactual("acquire timeout", "wait at most 2 s for a pool connection (connectionTimeoutMillis), and "
                    "less than the caller's timeout, with room to spare (half of it)", _acquire_timeout),
     Counterfactual("load shedding", "refuse work above 5 x pool.max in flight per pod (a 503 at once)", _shed),
+    Counterfactual("adaptive concurrency limit", "an AIMD concurrency limit on each pod (Netflix"
+                   " concurrency-limits' defaults: 20 to 200, x 0.9 on a drop)", _adaptive_limit),
     Counterfactual("statement_timeout 5 s", "cancel any statement after 5 s",
                    _database("statement_timeout", '"5s"', _slow_statements)),
     Counterfactual("idle_in_transaction_session_timeout 60 s",
@@ -157,7 +215,11 @@ COUNTERFACTUALS: tuple[Counterfactual, ...] = (
                    _try_finally),
     Counterfactual("pool error listener", "pool.on('error') and client.on('error'): log, do not crash",
                    _error_listener),
+    Counterfactual("release dead clients", "client.on('error', err => client.release(err)): the pool drops a"
+                   " client the server ended and opens a new one", _release_dead_clients),
     Counterfactual("scale on CPU", "scale on CPU at 70 % instead of latency or a queue", _scale_on_cpu),
+    Counterfactual("PgBouncer", "PgBouncer in transaction mode between the pods and the database, its server"
+                   " pool sized to fit 80 % of max_connections", _pgbouncer),
     Counterfactual("pool.max by the arithmetic", "size each pool so pods x pool.max fits 80 % of max_connections",
                    _pool_by_arithmetic),
     Counterfactual("max_replicas by the arithmetic", "cap the autoscaler so pods x pool.max fits 80 % of "

@@ -14,7 +14,7 @@ from array import array
 
 import numpy as np
 
-from ..vocabulary import FAILURE_KINDS, TROUBLE_COUNTERS
+from ..vocabulary import FAILURE_KINDS, REFUSED_AT_ONCE, TROUBLE_COUNTERS
 from .histogram import HIST_BINS
 from .level import Level, zeros
 from .recording import Event, Recording, ServiceRecording
@@ -22,12 +22,18 @@ from .recording import Event, Recording, ServiceRecording
 SERVICE_COUNTERS = (
     "arrivals", "attempts", "retries", "successes", "completions", "wasted",
     "connects", "refused_connects", "latency_sum", "acquires", "acquire_wait_sum",
-    "cpu_busy", "closes", "queued", "slow",
-) + TROUBLE_COUNTERS + ("lock_waits_done", "lock_wait_sum")
+    "cpu_busy", "closes", "queued", "slow", "retries_denied",
+) + tuple("attempts_" + k for k in REFUSED_AT_ONCE) + TROUBLE_COUNTERS + ("lock_waits_done", "lock_wait_sum")
 SERVICE_LEVELS = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
     "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "db_connections",
     "requests_open", "pool_dead", "pool_leaked",
+    "breaker_state",        # the client's circuit breaker: 0 closed, 1 half-open, 2 open
+    "concurrency_limit",    # the adaptive limits of the pods that have one, summed
+    "limited_pods",         # how many pods have one (the column is the mean per pod)
+    "instances_frozen",     # serverless: idle instances, frozen between requests
+    "pool_frozen",          # the connections those hold open (counted when they froze)
+    "cl_active", "cl_waiting", "sv_active", "sv_idle",  # PgBouncer's SHOW POOLS (0 without one)
 )
 #: `iit_oldest_since` holds when the oldest session idle in transaction became so (-1: none).
 DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores", "orphans_open", "iit_oldest_since")
@@ -46,6 +52,7 @@ class ServiceSeries:
         for g in SERVICE_LEVELS:
             setattr(self, g, Level(n_buckets, bucket))
         self.hist = zeros((n_buckets + 1) * HIST_BINS, "l")
+        self.stmt_hist = zeros((n_buckets + 1) * HIST_BINS, "l")  # its statements' times, as the app sees them
         self.n_buckets = n_buckets
         self.bucket = bucket
         self.pods: dict[str, list[Level]] = {k: [] for k in POD_LEVELS}  # one gauge per pod
@@ -60,7 +67,7 @@ class ServiceSeries:
 
 
 class DatabaseSeries:
-    """The shared database's gauges and refused connects per bucket."""
+    """One database server's gauges and refused connects per bucket (the primary's, or a read replica's)."""
 
     def __init__(self, n_buckets: int, bucket: float):
         for g in DB_LEVELS:
@@ -71,7 +78,9 @@ class DatabaseSeries:
 class Recorder:
     """Handed to every component; the only place a run's observations go."""
 
-    def __init__(self, duration: float, bucket: float, services: list[str], max_connections: int):
+    def __init__(self, duration: float, bucket: float, services: list[str], max_connections: int,
+                 replicas: int = 0):
+        """`replicas`: read replicas, each a `DatabaseSeries` of its own beside the primary's `db`."""
         self.duration = duration
         self.max_connections = max_connections
         self.bucket = bucket
@@ -79,6 +88,7 @@ class Recorder:
         self.n_buckets = max(1, math.ceil(duration / bucket - 1e-9))
         self.services = {s: ServiceSeries(s, self.n_buckets, bucket) for s in services}
         self.db = DatabaseSeries(self.n_buckets, bucket)
+        self.replicas = [DatabaseSeries(self.n_buckets, bucket) for _ in range(replicas)]
         self.events: list[Event] = []
 
     def level(self, value: float = 0.0) -> Level:
@@ -92,9 +102,6 @@ class Recorder:
     def finalize(self, end: float) -> "Recording":
         """Close every gauge at `end` and hand the arrays over as numpy."""
         n = self.n_buckets
-        db = self.db
-        for g in DB_LEVELS:
-            getattr(db, g).close(end)
         per_service = {}
         for name, s in self.services.items():
             cols: dict[str, np.ndarray] = {}
@@ -117,17 +124,26 @@ class Recorder:
                               for part in ("peak", "sample")}
             cols["pool_waiting_worst_pod"] = pods["waiting"]["peak"].max(axis=0, initial=0.0)
             hist = np.frombuffer(s.hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
-            per_service[name] = ServiceRecording(name, cols, hist, s.crashes, pod_in_use=pods["in_use"]["sample"])
-        dbcols = {}
-        for g in DB_LEVELS:
-            lv = getattr(db, g)
-            dbcols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
-            dbcols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
-            dbcols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
-        dbcols["refused"] = np.frombuffer(db.refused, dtype=np.float64)[:n].copy()
+            stmt_hist = np.frombuffer(s.stmt_hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
+            per_service[name] = ServiceRecording(name, cols, hist, s.crashes, pod_in_use=pods["in_use"]["sample"],
+                                                 stmt_hist=stmt_hist)
         events = sorted(self.events, key=lambda e: e.time)  # stable: same-time order kept
         bucket_len = np.minimum(self.bucket, end - np.arange(n) * self.bucket).clip(min=0.0)
-        return Recording(self.bucket, n, end, bucket_len, per_service, dbcols, self.max_connections, events)
+        return Recording(self.bucket, n, end, bucket_len, per_service, self._db_cols(self.db, end),
+                         self.max_connections, events, [self._db_cols(r, end) for r in self.replicas])
+
+    def _db_cols(self, db: DatabaseSeries, end: float) -> dict[str, np.ndarray]:
+        """One server's gauges (area, peak, sample), closed at `end`, and its refused connects."""
+        n = self.n_buckets
+        cols = {}
+        for g in DB_LEVELS:
+            lv = getattr(db, g)
+            lv.close(end)
+            cols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
+            cols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
+            cols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
+        cols["refused"] = np.frombuffer(db.refused, dtype=np.float64)[:n].copy()
+        return cols
 
 
 def add_span(arr: array, inv_bucket: float, bucket: float, t0: float, t1: float) -> None:

@@ -32,6 +32,7 @@ class ServiceRecording:
     crashes: int
     pod_in_use: np.ndarray  # (pods ever created, n_buckets): each pod's connections checked out at each bucket's end
     open_requests: int = 0  # requests the model still held open at the end (conservation check)
+    stmt_hist: np.ndarray | None = None  # (n_buckets, HIST_BINS) its statements' times (None: not recorded)
 
 
 @dataclass
@@ -46,3 +47,4 @@ class Recording:
     db: dict[str, np.ndarray]
     max_connections: int  # the database's slots, for the readers of its share
     events: list[Event] = field(default_factory=list)
+    replicas: list[dict[str, np.ndarray]] = field(default_factory=list)  # each read replica's arrays, as `db`

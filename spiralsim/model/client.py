@@ -1,30 +1,38 @@
-"""The caller of a service: a per-attempt timeout, retries with backoff and jitter.
+"""The caller of a service: a per-attempt timeout, retries with backoff and jitter, and
+its defences (a retry budget, a circuit breaker, adaptive throttling), each off by default.
 
 One logical request ends in exactly one outcome (success, or the kind of its
-last error); attempts are counted apart. A timed-out attempt goes on server
-side (node does not cancel work whose caller left) and is counted as wasted
-when it finishes.
+last error); attempts are counted apart, and so are attempts refused at once
+(breaker open, throttled, shed), even when a retry later succeeds. A timed-out
+attempt goes on server side (node does not cancel work whose caller left) and
+is counted as wasted when it finishes.
 """
 from __future__ import annotations
+
+import math
 
 from simpy import Environment
 
 from ..metrics import HIST_BINS, Recorder, ServiceSeries, hist_bin
 from ..scenario import ClientConfig
-from ..vocabulary import FAILURE_KINDS, KIND_INDEX
+from ..vocabulary import FAILURE_KINDS, KIND_INDEX, REFUSED_AT_ONCE
+from .breaker import STATE_NAMES, Breaker
 from .request import Attempt, Request
+from .retry_budget import RetryBudget
 from .rng import Draws
+from .throttle import Throttle
 from .timer import Deadline, Timer
 
-#: Failure kinds a client with attempts left tries again (timeouts and 5xx).
-RETRYABLE = frozenset(k.name for k in FAILURE_KINDS if k.retryable)
+#: Answers that mean the backend accepted the attempt (it did the work), for throttling.
+ACCEPTED = frozenset((None, "statement_error", "transient_error"))
 
 
 class Client:
     """All callers of one service, sharing its client settings."""
 
     def __init__(self, env: Environment, config: ClientConfig, upstream_timeout: float, series: ServiceSeries,
-                 recorder: Recorder, service: str, jitter: Draws, slow_after: float = float("inf")):
+                 recorder: Recorder, service: str, jitter: Draws, slow_after: float = float("inf"),
+                 throttle_draws: Draws | None = None):
         """`slow_after`: a success that took longer (seconds) is counted as slow (the impact's latency threshold)."""
         self.env = env
         self.slow_after = slow_after
@@ -34,6 +42,7 @@ class Client:
         self.inv_bucket = recorder.inv_bucket
         self.timeout = config.timeout
         self.max_attempts = config.max_attempts
+        self.retry_on = frozenset(config.retry_on)
         self.backoff = config.backoff
         self.backoff_base = config.backoff_base
         self.backoff_cap = config.backoff_cap
@@ -42,6 +51,13 @@ class Client:
         # The balancer's 504 matters only when it comes before the client gives up.
         self.upstream_timeout = upstream_timeout if upstream_timeout > 0 and (
             self.timeout <= 0 or upstream_timeout < self.timeout) else 0.0
+        self.budget = RetryBudget(config.retry_budget) if config.retry_budget > 0 else None
+        self.breaker = Breaker(config.breaker_error_rate, config.breaker_window, config.breaker_min_requests,
+                               config.breaker_open, series.breaker_state, self._breaker_changed
+                               ) if config.circuit_breaker else None
+        self.throttle = Throttle(config.throttle_k, config.throttle_window, throttle_draws
+                                 ) if config.throttle_k > 0 else None
+        self.refused_at_once = {k: getattr(series, "attempts_" + k) for k in REFUSED_AT_ONCE}
         self.route = None  # set by the world: balancer.route(attempt)
         self.open_requests = 0
         self.attempt_seq = 0
@@ -56,13 +72,23 @@ class Client:
 
     def _attempt(self, req: Request) -> None:
         req.attempts += 1
-        b = int(self.env.now * self.inv_bucket)
+        now = self.env.now
+        b = int(now * self.inv_bucket)
         series = self.series
         series.attempts[b] += 1
         if req.attempts > 1:
             series.retries[b] += 1
         self.attempt_seq += 1
         att = Attempt(req, self.attempt_seq)
+        if self.breaker is not None:
+            go = self.breaker.allow(now)
+            if go == 0:
+                self.respond(att, "circuit_open")
+                return
+            att.trial = go == 2
+        if self.throttle is not None and self.throttle.reject(now):
+            self.respond(att, "throttled")
+            return
         if self.timeout > 0:
             Deadline(self.env, self.timeout, self._on_timeout, att)
         if self.upstream_timeout > 0:
@@ -77,20 +103,39 @@ class Client:
         if att.answered:
             self.series.wasted[int(self.env.now * self.inv_bucket)] += 1
             return
-        att.answered = True
-        self._outcome(att.req, error)
+        self._answered(att, error)
 
     def _on_timeout(self, timer: Timer) -> None:
         att: Attempt = timer.arg
         if not att.answered:
-            att.answered = True
-            self._outcome(att.req, "client_timeout")
+            self._answered(att, "client_timeout")
 
     def _on_upstream_timeout(self, timer: Timer) -> None:
         att: Attempt = timer.arg
         if not att.answered:
-            att.answered = True
-            self._outcome(att.req, "upstream_timeout")
+            self._answered(att, "upstream_timeout")
+
+    def _answered(self, att: Attempt, error: str | None) -> None:
+        """The client has its answer to an attempt: the defences learn from it, then the request goes on."""
+        att.answered = True
+        now = self.env.now
+        if error in self.refused_at_once:
+            self.refused_at_once[error][int(now * self.inv_bucket)] += 1
+        if self.breaker is not None:
+            self.breaker.record(now, error, att.trial)
+        if self.throttle is not None and error in ACCEPTED:
+            self.throttle.accepted(now)
+        if error is None and self.budget is not None:
+            self.budget.success()
+        self._outcome(att.req, error)
+
+    def _may_retry(self, req: Request, error: str) -> bool:
+        if error not in self.retry_on or req.attempts >= self.max_attempts:
+            return False
+        if self.budget is not None and not self.budget.allow():
+            self.series.retries_denied[int(self.env.now * self.inv_bucket)] += 1
+            return False
+        return True
 
     def _outcome(self, req: Request, error: str | None) -> None:
         now = self.env.now
@@ -98,7 +143,7 @@ class Client:
         series = self.series
         if error is None:
             series.successes[b] += 1
-        elif error in RETRYABLE and req.attempts < self.max_attempts:
+        elif self._may_retry(req, error):
             Timer(self.env, self._backoff(req), self._retry, req)
             return
         else:
@@ -119,11 +164,18 @@ class Client:
         if error is None and latency > self.slow_after:
             series.slow[b] += 1
 
+    def _breaker_changed(self, now: float, state: int, why: str) -> None:
+        name = STATE_NAMES[state]
+        self.recorder.event(now, self.service, "breaker_" + name.replace("-", "_"),
+                            f"the client's circuit breaker is {name}: {why}")
+
     def _backoff(self, req: Request) -> float:
         """Seconds before the next attempt (Brooker's formulas; `req.attempts` tries so far)."""
         if self.backoff == "none":
             return 0.0
         base, cap = self.backoff_base, self.backoff_cap
+        if self.backoff == "random":  # exponential with mean `base`: "after a while", as queueing models retry
+            return -base * math.log(1.0 - self.jitter_draws.next())
         expo = min(cap, base * 2.0 ** (req.attempts - 1))
         jitter = self.jitter
         if jitter == "none":

@@ -1,4 +1,5 @@
 """The shared PostgreSQL: connection slots, connects and refusals, statement execution.
+A read replica is another `Database` with the same settings and a recording of its own.
 
 A statement's CPU part is served by `cores` shared among the active statements
 (processor sharing: more concurrent statements than cores slows every one of
@@ -8,11 +9,11 @@ connect is refused with SQLSTATE 53300 after costing the connect time.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from simpy import Environment
 
-from ..metrics import Recorder, ServiceSeries
+from ..metrics import HIST_BINS, DatabaseSeries, Recorder, ServiceSeries, hist_bin
 from ..scenario import DatabaseConfig
 from .connection import Connection
 from .cpu_share import CpuShare
@@ -41,15 +42,27 @@ class Statement:
         self.t0 = 0.0
 
 
+class _ServerRecorder(NamedTuple):
+    """What `Sessions` read of a recorder, for a read replica: its own series as `db`."""
+
+    db: DatabaseSeries
+    inv_bucket: float
+
+
 class Database:
     """PostgreSQL as the pods see it: slots, connects and refusals, statements with
-    their locks and statement_timeout, sessions (see `Sessions`), restarts and drops."""
+    their locks and statement_timeout, sessions (see `Sessions`), restarts and drops.
+    A `Connector` for the pools that connect to it directly (and for PgBouncer's servers).
 
-    def __init__(self, env: Environment, config: DatabaseConfig, recorder: Recorder):
+    `replica` > 0: read replica number `replica`, recorded in `recorder.replicas[replica - 1]`
+    (the primary, 0, in `recorder.db`)."""
+
+    def __init__(self, env: Environment, config: DatabaseConfig, recorder: Recorder, replica: int = 0):
         self.env = env
         self.config = config
         self.recorder = recorder
-        self.series = recorder.db
+        self.replica = replica
+        self.series = recorder.replicas[replica - 1] if replica else recorder.db
         self.inv_bucket = recorder.inv_bucket
         self.connect_time = config.connect_time
         self.max_connections = config.max_connections
@@ -58,7 +71,8 @@ class Database:
         self.statement_timeout = config.statement_timeout
         self.held = 0  # app connections (established or being set up)
         self.cpu = CpuShare(env, config.cores, self._on_busy, self._after_cpu)
-        self.sessions = Sessions(env, recorder, config.idle_in_transaction_session_timeout, self.free_slot, self.kill,
+        self.sessions = Sessions(env, _ServerRecorder(self.series, recorder.inv_bucket) if replica else recorder,
+                                 config.idle_in_transaction_session_timeout, self.free_slot, self.kill,
                                  self.lock_released)
         self.first_refusal = True
         self.restarting = False      # a db_restart window: connects refused
@@ -81,7 +95,8 @@ class Database:
         self.held += 1
         now = self.env.now
         self.series.connections.set(now, float(self.held + self.other))
-        series.db_connections.add(now, 1.0)
+        if not self.replica:  # (a service's db_connections are its slots on the primary)
+            series.db_connections.add(now, 1.0)
         return None
 
     def connect_delay(self) -> float:
@@ -94,7 +109,16 @@ class Database:
         self.held -= 1
         now = self.env.now
         self.series.connections.set(now, float(self.held + self.other))
-        series.db_connections.add(now, -1.0)
+        if not self.replica:
+            series.db_connections.add(now, -1.0)
+
+    def opened(self, conn: Connection) -> None:
+        """A connect succeeded: the backend is there (its session begins)."""
+        self.sessions.opened(conn)
+
+    def closed_by_client(self, conn: Connection) -> None:
+        """The client closed the socket: the backend rolls back and frees its slot."""
+        self.sessions.closed_by_client(conn)
 
     def note_refusal(self, service: str, refusal: tuple[str, str]) -> None:
         """Count a refused connect; the first one is an event."""
@@ -102,9 +126,10 @@ class Database:
         self.series.refused[int(now * self.inv_bucket)] += 1
         if self.first_refusal and refusal[0] == "too_many_clients":
             self.first_refusal = False
+            server = f"read replica {self.replica}" if self.replica else "database"
             self.recorder.event(
                 now, service, "first_refused_connect",
-                f"{refusal[1]} (database holds {self.held + self.other} of {self.max_connections}, "
+                f"{refusal[1]} ({server} holds {self.held + self.other} of {self.max_connections}, "
                 f"{self.reserved_from - self.other} usable by apps)",
             )
 
@@ -136,12 +161,12 @@ class Database:
         if conn.iit:
             self.sessions.leave_iit(conn)
         now = self.env.now
+        stmt.t0 = now
         self.series.active.add(now, 1.0)
         if self.statement_timeout > 0:
             Deadline(self.env, self.statement_timeout, self._on_timeout, stmt)
         if blocker is not None:
             stmt.phase = 3
-            stmt.t0 = now
             blocker.waiters.append(stmt)
             conn.series.lock_waits[int(now * self.inv_bucket)] += 1
         else:
@@ -199,5 +224,8 @@ class Database:
     def _finish(self, stmt: Statement, error: str | None) -> None:
         stmt.phase = 2
         stmt.conn.stmt = None
-        self.series.active.add(self.env.now, -1.0)
+        now = self.env.now
+        self.series.active.add(now, -1.0)
+        series = stmt.conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
+        series.stmt_hist[int(now * self.inv_bucket) * HIST_BINS + hist_bin(now - stmt.t0)] += 1
         stmt.done(stmt.arg, error)

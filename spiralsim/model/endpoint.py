@@ -17,7 +17,8 @@ class Endpoint:
 
     def __init__(self, name: str, config: EndpointConfig, work: Draws, errors: Draws,
                  windows: list[tuple[float, float, float]],
-                 locks: Draws | None = None, orphans: Draws | None = None):
+                 locks: Draws | None = None, orphans: Draws | None = None, transient: Draws | None = None,
+                 roles: Draws | None = None):
         self.name = name
         self.is_query = config.kind == "query"
         self.statements = config.statements
@@ -27,6 +28,11 @@ class Endpoint:
         self.distribution = config.distribution
         self.sigma = config.sigma
         self.error_rate = config.error_rate
+        self.transient_rate = config.transient_error_rate
+        self._transient = transient
+        self.set_role = config.set_role
+        self.role_leak_rate = config.role_leak_rate
+        self._roles = roles
         self.leak_on_error = config.leak_on_error
         self.orphan_rate = config.orphan_rate
         self.lock_conflict = config.lock_conflict
@@ -58,6 +64,15 @@ class Endpoint:
                     locks |= 1 << i
         orphan = self.orphan_rate > 0 and self._orphans.next() < self.orphan_rate
         return locks, orphan
+
+    def draw_transient(self) -> bool:
+        """Whether this attempt meets a transient error (a serialization failure, a deadlock, a reset
+        connection): drawn for each attempt apart, unlike `error_rate`, which every attempt repeats."""
+        return self.transient_rate > 0 and self._transient.next() < self.transient_rate
+
+    def draw_role_leak(self) -> bool:
+        """Whether this attempt's handler skips RESET ROLE before it releases its client."""
+        return self.role_leak_rate > 0 and self._roles.next() < self.role_leak_rate
 
     def draw(self) -> tuple[list[float], int]:
         """A request's work: [cpu, wait] seconds per statement, and a bit mask of failing statements."""

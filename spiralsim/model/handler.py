@@ -10,6 +10,14 @@ throws past `release()` and the client is checked out forever, its session
 idle in transaction. With `orphan_rate`, a transaction is released without
 COMMIT: back in the pool, its session still in the transaction. BEGIN,
 COMMIT and ROLLBACK take no time here.
+
+Behind PgBouncer the session is on the server connection the client is linked to
+(`conn.server`; the connection itself when direct): a client without one asks
+PgBouncer (`assign`) before its statement or transaction, and says when its
+statement or transaction is over (`ready`), before the pool's release.
+
+A `reads` endpoint's attempt asks the pod's pool of a read replica instead (round
+robin, `Pod.read_pool`): its statements run on that replica, never behind PgBouncer.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from simpy import Environment
 from ..metrics import Recorder, ServiceSeries
 from .connection import Connection
 from .database import Database
+from .pgbouncer import PgBouncer
 from .pool import Pool
 from .request import Attempt
 from .timer import Timer
@@ -27,8 +36,11 @@ class Handler:
     """Runs attempts of one service; `finish(attempt, error)` is the pod's answer."""
 
     def __init__(self, env: Environment, database: Database, series: ServiceSeries, recorder: Recorder,
-                 service: str):
+                 service: str, bouncer: PgBouncer | None = None, reads: frozenset[str] = frozenset()):
+        """`reads`: the names of the endpoints whose attempts go to a read replica's pool."""
         self.env = env
+        self.reads = reads
+        self.bouncer = bouncer  # the service's PgBouncer, if it has one
         self.db = database
         self.sessions = database.sessions
         self.series = series
@@ -39,7 +51,10 @@ class Handler:
     def start(self, att: Attempt) -> None:
         """The attempt has had its event-loop CPU: ask the pool for a connection."""
         att.stmt = 0
-        att.pool = att.pod.pool
+        att.role = 0
+        ep = att.req.endpoint
+        att.transient = ep.draw_transient()
+        att.pool = att.pod.read_pool() if self.reads and ep.name in self.reads else att.pod.pool
         att.pool.acquire(self._acquired, att)
 
     def _acquired(self, att: Attempt, conn, error: str | None) -> None:
@@ -51,29 +66,62 @@ class Handler:
             att.pod.finish(att, error)
             return
         att.conn = conn
+        if conn.server is None:  # a PgBouncer client between transactions: it needs a server connection
+            self.bouncer.assign(conn, self._linked, att)
+            return
         if not att.req.endpoint.is_query and att.stmt == 0:
-            att.foreign = self.sessions.begin(conn, self.series)  # BEGIN (only warns inside another)
+            att.foreign = self.sessions.begin(conn.server, self.series)  # BEGIN (only warns inside another)
         self._statement(att)
+
+    def _linked(self, att: Attempt, error: str | None) -> None:
+        """PgBouncer linked the client to a server connection, or closed it (`query_wait_timeout`,
+        or `pgbouncer_refused` while its server logins fail): the statement fails on it."""
+        conn = att.conn
+        if att.gen != att.pod.gen:
+            att.conn = None
+            att.pool.release(conn, True)
+            return
+        ep = att.req.endpoint
+        if error is None:
+            if not ep.is_query and att.stmt == 0:
+                att.foreign = self.sessions.begin(conn.server, self.series)
+            self._statement(att)
+            return
+        att.conn = None
+        if not ep.is_query and ep.leak_on_error:  # thrown past release(): leaked, and dead
+            self._leak(att.pool, conn, error, int(self.env.now * self.inv_bucket))
+        else:
+            att.pool.release(conn, True)
+        self._finish(att, error)
 
     def _statement(self, att: Attempt) -> None:
         req = att.req
-        conn = att.conn
+        conn = att.conn.server  # the session the statement runs on
         i = att.stmt
         blocker = None
+        if req.endpoint.set_role:
+            if att.role == 0:  # SET ROLE tenant, before its first statement
+                att.role = 2 if req.endpoint.draw_role_leak() else 1
+                conn.role = True
+        elif conn.role and att.role == 0:  # a role another request left: another tenant's rows
+            att.role = -1
+            self.series.foreign_role[int(self.env.now * self.inv_bucket)] += 1
         if conn.tx is not None and (att.foreign or req.endpoint.is_query):
             self.series.foreign_statements[int(self.env.now * self.inv_bucket)] += 1
             att.risk_tx = conn.tx
+        db = att.pool.replica or self.db
         if req.locks and (req.locks >> i) & 1 and (conn.tx is None or not conn.tx.orphan):
-            blocker = self.sessions.blocker(conn)  # (inside an orphan it holds the locks itself)
+            blocker = db.sessions.blocker(conn)  # (inside an orphan it holds the locks itself)
         factor = req.endpoint.slowdown(self.env.now)
-        self.db.execute(conn, req.work[2 * i] * factor, req.work[2 * i + 1] * factor,
-                        self._statement_done, att, blocker)
+        db.execute(conn, req.work[2 * i] * factor, req.work[2 * i + 1] * factor, self._statement_done, att, blocker)
 
     def _statement_done(self, att: Attempt, error: str | None) -> None:
         req = att.req
         ep = req.endpoint
         if error is None and req.errors and (req.errors >> att.stmt) & 1:
             error = "statement_error"
+        if error is None and att.transient and att.stmt == ep.statements - 1:
+            error = "transient_error"  # found at the end: a serialization failure, a deadlock victim
         pool = att.pool
         conn = att.conn
         if att.gen != att.pod.gen:  # the pod crashed during the statement: the socket is gone
@@ -82,10 +130,13 @@ class Handler:
             return
         att.stmt += 1
         more = att.stmt < ep.statements
+        srv = conn.server
         if ep.is_query:
             att.conn = None
-            if error is None and conn.tx is not None:
-                self.sessions.enter_iit(conn)  # still inside the orphan it ran in
+            if error is None and srv.tx is not None:
+                self.sessions.enter_iit(srv)  # still inside the orphan it ran in
+            if srv is not conn:
+                self.bouncer.ready(conn)  # the statement is over: transaction mode gives its server back
             pool.release(conn, error is not None)
             if error is None and more:
                 pool.acquire(self._acquired, att)
@@ -94,7 +145,7 @@ class Handler:
             return
         if error is None and more:
             if ep.think > 0:
-                self.sessions.enter_iit(conn)
+                self.sessions.enter_iit(srv)
                 Timer(self.env, ep.think, self._after_think, att)
             else:
                 self._statement(att)
@@ -104,30 +155,37 @@ class Handler:
         b = int(now * self.inv_bucket)
         if error is not None and ep.leak_on_error:
             self._leak(pool, conn, error, b)
-        elif error is not None:
-            self.sessions.rollback(conn)  # catch: ROLLBACK; finally: release()
-            pool.release(conn)
-        elif req.orphan:
-            self.sessions.orphan(conn)    # released without COMMIT
-            att.risk_tx = conn.tx
-            self.series.orphaned[b] += 1
-            self._first("orphan", "first_orphan", "a transaction was released without COMMIT or ROLLBACK:"
-                        " its session stays idle in transaction, holding its locks")
-            pool.release(conn)
         else:
-            self.sessions.commit(conn)
+            if error is not None:
+                self.sessions.rollback(srv)  # catch: ROLLBACK; finally: release()
+            elif req.orphan:
+                self.sessions.orphan(srv)    # released without COMMIT
+                att.risk_tx = srv.tx
+                self.series.orphaned[b] += 1
+                self._first("orphan", "first_orphan", "a transaction was released without COMMIT or ROLLBACK:"
+                            " its session stays idle in transaction, holding its locks")
+            else:
+                self.sessions.commit(srv)
+            if att.role == 1:
+                srv.role = False  # RESET ROLE before release
+            if srv is not conn:
+                self.bouncer.ready(conn)  # the transaction is over (an orphan's is not: it keeps its server)
             pool.release(conn)
         self._finish(att, error)
 
     def _leak(self, pool: Pool, conn: Connection, error: str, b: int) -> None:
-        """No try/finally: the error flies past release(); the client is out for good."""
+        """No try/finally: the error flies past release(); the client is out for good (behind
+        PgBouncer its transaction keeps the server connection, unless that one is dead)."""
         conn.leaked = True
         self.series.leaked[b] += 1
         self.series.pool_leaked.add(self.env.now, 1.0)
+        srv = conn.server
+        if srv is not conn:
+            self.bouncer.ready(conn)
         if conn.dead and not conn.dead_counted:
             conn.dead_counted = True
             self.series.pool_dead.add(self.env.now, 1.0)
-        self.sessions.orphan(conn)  # idle in transaction (aborted), locks held
+        self.sessions.orphan(srv)  # idle in transaction (aborted), locks held
         self._first("leak", "first_leak", f"a failed statement ({error}) skipped client.release():"
                     f" {pool.total} of {pool.max} connections open in that pod's pool")
 

@@ -1,4 +1,5 @@
-"""A pod: a lifecycle around one single-threaded event loop and its own pool.
+"""A pod: a lifecycle around one single-threaded event loop and its own pool
+(and, with read replicas, one pool more per replica: the article's "one pool per replica").
 
 starting (`startup`) -> warming (opens `warm_connections` through the pool, the
 article's "each new pod tries to open 10 connections at startup"; with
@@ -15,13 +16,15 @@ on arrival, an attempt's CPU slot is computed then (no queue object).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 from simpy import Environment
 
-from ..metrics import Recorder, ServiceSeries, add_span
+from ..metrics import Level, Recorder, ServiceSeries, add_span
 from ..scenario import PodConfig, PoolConfig
-from .database import Database
+from .concurrency_limit import AimdLimit
+from .connection import Connector
 from .handler import Handler
 from .pool import Pool
 from .request import Attempt
@@ -38,25 +41,30 @@ TERMINATION_GRACE_S = 30.0  # Kubernetes' terminationGracePeriodSeconds
 
 @dataclass(frozen=True)
 class PodWiring:
-    """What every pod of one service shares: its settings, the database, where its
-    answers and records go, and the balancer's list of ready pods (kept by the pods)."""
+    """What every pod of one service shares: its settings, what its pools connect to (the
+    database, or the service's PgBouncer), where its answers and records go, the
+    balancer's list of ready pods (kept by the pods), and the read replicas it keeps a
+    pool for (none unless an endpoint of the service reads)."""
 
     service: str
     config: PodConfig
     pool_config: PoolConfig
-    database: Database
+    connector: Connector
     series: ServiceSeries
     recorder: Recorder
     respond: Callable[[Attempt, str | None], None]
     handler: Handler
     ready: list["Pod"]
+    replicas: tuple[Connector, ...] = ()
 
 
 class Pod:
     """One replica of a service. `gen` changes at every crash, so work of a dead
     container that is still scheduled (a CPU slot, a statement) is recognised and dropped."""
 
-    def __init__(self, env: Environment, index: int, wiring: PodWiring):
+    def __init__(self, env: Environment, index: int, wiring: PodWiring, levels: tuple[Level, Level] | None = None):
+        """`levels`: its per-pod gauges (callers waiting, connections in use), new ones when None; a
+        serverless fleet hands a reaped instance's to a new one, so memory follows the instances at once."""
         self.env = env
         self.index = index
         self.name = f"{wiring.service}-{index}"
@@ -70,13 +78,17 @@ class Pod:
         self.ready = wiring.ready
         self.cpu_per_request = config.cpu_per_request
         self.max_inflight = config.max_inflight
+        self.limit = AimdLimit(config, self.series.concurrency_limit, self.series.limited_pods
+                               ) if config.adaptive_concurrency else None
         self.inv_bucket = wiring.recorder.inv_bucket
         self.bucket = wiring.recorder.bucket
-        self.waiting_level = self.series.pod_level("waiting")
-        self.in_use_level = self.series.pod_level("in_use")
+        self.waiting_level, self.in_use_level = levels or (self.series.pod_level("waiting"),
+                                                           self.series.pod_level("in_use"))
         self.state = GONE
         self.gen = 0
-        self.pool: Pool | None = None
+        self.pool: Pool | None = None  # on the primary (through PgBouncer, if the service has one)
+        self.read_pools: list[Pool] = []  # one per read replica, straight to it
+        self.next_read = 0  # the round robin over read_pools
         self.attempts: dict[int, Attempt] = {}  # in flight, by arrival order
         self.inflight = 0
         self.cpu_free_at = 0.0
@@ -84,6 +96,9 @@ class Pod:
         self.started_at = 0.0
         self.backoff = BACKOFF_FIRST_S
         self.warm_pending = 0
+        self.pending: Attempt | None = None  # serverless: the attempt that started this instance, until ready
+        self.on_idle: Callable[["Pod"], None] | None = None  # serverless: tell the fleet it is free again
+        self.idle_since = -1.0
         self.warm_conns: list = []  # connections warm-up holds until all n are open
 
     # --- lifecycle ---------------------------------------------------------
@@ -96,13 +111,32 @@ class Pod:
         self.state = state
 
     def _new_pool(self) -> Pool:
+        """A new process's pools: the primary's (returned), and one per read replica."""
         self.errors_seen: set[str] = set()
+        if self.limit is not None:  # a new process: the limiter starts again
+            self.limit.start(self.env.now)
         w = self.wiring
-        pool = Pool(self.env, w.pool_config, w.database, self.series, self.waiting_level, self.in_use_level,
+        pool = Pool(self.env, w.pool_config, w.connector, self.series, self.waiting_level, self.in_use_level,
                     w.service)
         pool.on_error = self._pool_error
         pool.on_client_error = self._client_error
+        self.read_pools = []
+        self.next_read = 0
+        for replica in w.replicas:
+            read = Pool(self.env, w.pool_config, replica, self.series, self.waiting_level, self.in_use_level,
+                        w.service)
+            read.replica = replica
+            read.on_error = self._pool_error
+            read.on_client_error = partial(self._client_error, pool=read)
+            self.read_pools.append(read)
         return pool
+
+    def read_pool(self) -> Pool:
+        """The pool of the read replica a read goes to: round robin over the replicas."""
+        pools = self.read_pools
+        i = self.next_read
+        self.next_read = i + 1 if i + 1 < len(pools) else 0
+        return pools[i]
 
     def start_running(self) -> None:
         """A pod that was running before the simulation: ready at once, warm connections open."""
@@ -154,6 +188,11 @@ class Pod:
         if not quiet:
             self.recorder.event(self.env.now, self.wiring.service, "pod_ready",
                                         f"{self.name} ready ({self.pool.total} connections open)")
+        if self.pending is not None:
+            att, self.pending = self.pending, None
+            self.accept(att)
+        elif self.on_idle is not None:
+            self.on_idle(self)
 
     def terminate(self) -> None:
         """Scale-down: out of the balancer now; gone once its attempts have finished."""
@@ -161,6 +200,7 @@ class Pod:
             self.ready.remove(self)
         if self.state in (STARTING, WARMING, CRASHLOOP):
             self.gen += 1
+            self._fail_inflight()
             self._gone()
             return
         self._state(TERMINATING)
@@ -175,15 +215,19 @@ class Pod:
             self._gone()
 
     def _close_pool(self) -> None:
-        """The process ends: its pool closes, and so do connections warm-up still holds."""
+        """The process ends: its pools close, and so do connections warm-up still holds."""
         if self.pool is None:
             return
         self.pool.destroy()
+        for read in self.read_pools:
+            read.destroy()
         for conn in self.warm_conns:
             self.pool.release(conn, count_use=False)
         self.warm_conns = []
 
     def _gone(self) -> None:
+        if self.limit is not None:
+            self.limit.stop(self.env.now)
         self._close_pool()
         self._state(GONE)
 
@@ -198,6 +242,8 @@ class Pod:
         self.gen += 1
         self._fail_inflight()
         self._close_pool()
+        if self.limit is not None:
+            self.limit.stop(now)
         self.series.crashes += 1
         if was_terminating:
             self._state(GONE)
@@ -218,6 +264,9 @@ class Pod:
         self.create()
 
     def _fail_inflight(self) -> None:
+        if self.pending is not None:  # the request a cold start was for
+            att, self.pending = self.pending, None
+            self.respond(att, "pod_crashed")
         if not self.attempts:
             return
         attempts = list(self.attempts.values())
@@ -233,11 +282,15 @@ class Pod:
         if self.config.crash_on_pool_error:
             self.crash(f"unhandled 'error' event from the pool ({text})")
 
-    def _client_error(self, text: str) -> None:
-        """'error' on a checked-out client: pg-pool has no listener on it while it is out."""
+    def _client_error(self, conn, text: str, pool: Pool | None = None) -> None:
+        """'error' on a checked-out client of `pool` (the primary's if None): pg-pool has no listener on
+        it while it is out. With `release_on_client_error` the app's listener calls client.release(err):
+        the pool drops it."""
         self._note_error("client_error", text)
         if self.config.crash_on_client_error:
             self.crash(f"unhandled 'error' event on a checked-out client ({text})")
+        elif self.config.release_on_client_error:
+            (pool or self.pool).release(conn, True)
 
     def _note_error(self, kind: str, text: str) -> None:
         if kind not in self.errors_seen:  # the first of each kind per container is an event
@@ -250,8 +303,13 @@ class Pod:
         if self.max_inflight and self.inflight >= self.max_inflight:
             self.respond(att, "shed")
             return
+        if self.limit is not None and self.inflight >= self.limit.limit:
+            self.respond(att, "concurrency_limited")
+            return
         now = self.env.now
         self.inflight += 1
+        att.t0 = now
+        att.inflight0 = self.inflight
         self.attempts[att.seq] = att
         self.series.inflight.add(now, 1.0)
         att.pod = self
@@ -278,10 +336,15 @@ class Pod:
             return  # the pod crashed meanwhile and answered it then
         self.inflight -= 1
         del self.attempts[att.seq]
-        self.series.inflight.add(self.env.now, -1.0)
+        now = self.env.now
+        self.series.inflight.add(now, -1.0)
+        if self.limit is not None:
+            self.limit.sample(now, now - att.t0, att.inflight0, error)
         self.respond(att, error)
         if self.state == TERMINATING and not self.attempts:
             self._gone()
+        elif self.on_idle is not None and not self.attempts and self.state == READY:
+            self.on_idle(self)
 
     def cpu_busy_until(self, now: float) -> float:
         """Seconds of event-loop CPU used up to `now` (the FCFS backlog is contiguous)."""

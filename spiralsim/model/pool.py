@@ -8,6 +8,7 @@ terminated due to connection timeout") and a *queue* timeout for a waiter
 ("timeout exceeded when trying to connect"); a failed connect goes to its one
 caller and is never retried, so against a full database every waiter makes one
 more refused connect. Callers are plain callbacks `cb(arg, connection, error)`.
+The pool connects to a `Connector`: the database, or the service's PgBouncer.
 """
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from simpy import Environment
 
 from ..metrics import Level, ServiceSeries
 from ..scenario import PoolConfig
-from .connection import BUSY, CLOSED, IDLE, Connection
-from .database import Database
+from .connection import BUSY, CLOSED, IDLE, Connection, Connector
 from .timer import Deadline, Timer
 
 WAITING, OPENING, GONE = 0, 1, 2
@@ -45,22 +45,22 @@ class Waiter:
 class Pool:
     """pg.Pool: `acquire(cb, arg)`, `release(conn, error)`, gauges total/idle/waiting."""
 
-    def __init__(self, env: Environment, config: PoolConfig, database: Database, series: ServiceSeries,
+    def __init__(self, env: Environment, config: PoolConfig, connector: Connector, series: ServiceSeries,
                  waiting_level: Level, in_use_level: Level, service: str):
-        """`waiting_level` and `in_use_level` are this pod's own gauges (callers waiting,
-        connections checked out or being opened); the service's are in `series`."""
+        """`connector`: the database, or PgBouncer. `waiting_level` and `in_use_level` are this
+        pod's own gauges (callers waiting, connections checked out or being opened), shared by
+        its pools when it has one per read replica; the service's are in `series`."""
         self.env = env
-        self.db = database
+        self.connector = connector
         self.series = series
         self.service = service
-        self.inv_bucket = 1.0 / database.recorder.bucket
+        self.inv_bucket = 1.0 / connector.recorder.bucket
         self.max = config.max
         self.min = config.min
         self.acquire_timeout = config.acquire_timeout
         self.idle_timeout = config.idle_timeout
         self.max_lifetime = config.max_lifetime
         self.max_uses = config.max_uses
-        self.connect_time = database.connect_time
         self.total = 0
         self.idle: list[Connection] = []
         self.queue: deque[Waiter] = deque()
@@ -69,10 +69,12 @@ class Pool:
         self.waiting_level = waiting_level
         self.in_use_level = in_use_level
         self.destroyed = False  # the process ended (crash or pool.end()): every socket closes
+        self.frozen = False     # a serverless instance between requests: its timers do not run
+        self.refusing = 0       # connects in flight that the server has already refused
         self.on_error = None    # pool.on('error') handler, set by the pod
         self.on_client_error = None  # client.on('error') on a checked-out client, set by the pod
-        self.sessions = database.sessions
         self.conns: dict[int, Connection] = {}  # open connections by id (for crashes)
+        self.replica = None  # the read replica its statements run on (a `Database`; None: the primary)
 
     # --- gauges ------------------------------------------------------------
     def _total(self, delta: int) -> None:
@@ -89,7 +91,7 @@ class Pool:
         self.waiting += delta
         now = self.env.now
         self.series.pool_waiting.add(now, delta)
-        self.waiting_level.set(now, self.waiting)
+        self.waiting_level.add(now, delta)  # (the pod's gauge: its pools' waiters together)
 
     def _handout(self, w: Waiter, conn: Connection | None, error: str | None) -> None:
         """Answer a caller; its wait (to a connection or an error) feeds the acquire-wait mean."""
@@ -121,8 +123,8 @@ class Pool:
         self.series.queued[int(now * self.inv_bucket)] += 1
         if "waiting" not in self.series.first_failure:
             self.series.first_failure.add("waiting")
-            self.db.recorder.event(now, self.service, "first_pool_waiting",
-                                   f"a request queued for a connection ({self.total} of {self.max} open)")
+            self.connector.recorder.event(now, self.service, "first_pool_waiting",
+                                          f"a request queued for a connection ({self.total} of {self.max} open)")
         if self.acquire_timeout > 0:
             Deadline(self.env, self.acquire_timeout, self._on_queue_timeout, w)
 
@@ -172,8 +174,10 @@ class Pool:
     def _open(self, w: Waiter) -> None:
         conn = Connection(self.series, self.server_terminated)
         self._total(1)
-        conn.refusal = self.db.try_take_slot(self.series)
-        delay = self.db.connect_delay()
+        conn.refusal = self.connector.try_take_slot(self.series)
+        if conn.refusal is not None:
+            self.refusing += 1  # in the total, yet holding no slot: the refusal is on its way
+        delay = self.connector.connect_delay()
         if self.acquire_timeout > 0 and delay > self.acquire_timeout:
             Deadline(self.env, self.acquire_timeout, self._on_connect_timeout, (conn, w))
         else:
@@ -182,7 +186,9 @@ class Pool:
     def _on_connect_timeout(self, timer: Timer) -> None:
         conn, w = timer.arg
         if conn.refusal is None:
-            self.db.free_slot(self.series)
+            self.connector.free_slot(self.series)
+        else:
+            self.refusing -= 1
         self._connect_failed(conn, w, "connect_timeout")
 
     def _on_connected(self, timer: Timer) -> None:
@@ -190,12 +196,13 @@ class Pool:
         now = self.env.now
         b = int(now * self.inv_bucket)
         if conn.refusal is not None:
+            self.refusing -= 1
             self.series.refused_connects[b] += 1
-            self.db.note_refusal(self.service, conn.refusal)
+            self.connector.note_refusal(self.service, conn.refusal)
             self._connect_failed(conn, w, conn.refusal[0])
             return
         self.series.connects[b] += 1
-        self.sessions.opened(conn)
+        self.connector.opened(conn)
         self.conns[conn.id] = conn
         if self.destroyed:  # the process died while this connected
             conn.state = BUSY
@@ -225,13 +232,13 @@ class Pool:
         for _ in range(n):
             if self.total >= self.max:
                 break
-            refusal = self.db.try_take_slot(self.series)
+            refusal = self.connector.try_take_slot(self.series)
             if refusal is not None:
-                self.db.note_refusal(self.service, refusal)
+                self.connector.note_refusal(self.service, refusal)
                 break
             conn = Connection(self.series, self.server_terminated)
             self._total(1)
-            self.sessions.opened(conn)
+            self.connector.opened(conn)
             self.conns[conn.id] = conn
             conn.state = BUSY
             if self.max_lifetime > 0:
@@ -269,7 +276,7 @@ class Pool:
     def _on_idle_timeout(self, timer: Timer) -> None:
         conn: Connection = timer.arg
         conn.idle_timer = False
-        if conn.state != IDLE:
+        if conn.state != IDLE or self.frozen:  # frozen: `thaw` sets it again
             return
         due = conn.idle_since + self.idle_timeout
         if due - self.env.now > 1e-9:  # reused since this timer was set: wait for the rest
@@ -277,6 +284,20 @@ class Pool:
             Timer(self.env, due - self.env.now, self._on_idle_timeout, conn)
         elif self.total > self.min:
             self._close(conn)
+
+    def freeze(self) -> None:
+        """The instance is frozen between requests: idle connections stay open, whatever idle_timeout says."""
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """A request thaws the instance: idle timers run again, those overdue at once."""
+        self.frozen = False
+        if self.idle_timeout > 0:
+            now = self.env.now
+            for conn in self.idle:
+                if not conn.idle_timer:
+                    conn.idle_timer = True
+                    Timer(self.env, max(0.0, conn.idle_since + self.idle_timeout - now), self._on_idle_timeout, conn)
 
     def _on_lifetime(self, timer: Timer) -> None:
         conn: Connection = timer.arg
@@ -292,7 +313,8 @@ class Pool:
         notices then); connecting ones when they connect. Queued callers are forgotten."""
         self.destroyed = True
         for conn in list(self.conns.values()):
-            if conn.stmt is None:
+            server = conn.server  # (behind PgBouncer the statement runs on the linked server)
+            if server is None or server.stmt is None:
                 self._close(conn)
         for w in self.queue:
             w.state = GONE
@@ -318,7 +340,7 @@ class Pool:
                 conn.dead_counted = True
                 self.series.pool_dead.add(self.env.now, 1.0)
             if self.on_client_error is not None:
-                self.on_client_error(text)
+                self.on_client_error(conn, text)
 
     def _close(self, conn: Connection) -> None:
         now = self.env.now
@@ -335,7 +357,7 @@ class Pool:
         if conn.leaked:
             self.series.pool_leaked.add(now, -1.0)
         if conn.id:
-            self.sessions.closed_by_client(conn)
+            self.connector.closed_by_client(conn)
         else:
-            self.db.free_slot(self.series)
+            self.connector.free_slot(self.series)
         self.series.closes[int(now * self.inv_bucket)] += 1

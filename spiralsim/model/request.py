@@ -26,7 +26,9 @@ class Attempt:
     """One try of a request through the balancer into a pod (`gen`: the pod's
     container generation when it got there; `pool`: the pool it asked)."""
 
-    __slots__ = ("req", "seq", "pod", "gen", "pool", "conn", "stmt", "answered", "foreign", "risk_tx")
+    __slots__ = ("req", "seq", "pod", "gen", "pool", "conn", "stmt", "answered", "foreign", "risk_tx", "transient",
+                 "t0", "trial", "inflight0",
+                 "role")
 
     def __init__(self, req: Request, seq: int):
         self.req = req
@@ -39,3 +41,8 @@ class Attempt:
         self.answered = False
         self.foreign = False   # its transaction is someone else's open one
         self.risk_tx = None    # an open transaction holding this attempt's uncommitted writes
+        self.transient = False  # its last statement fails with a transient error (drawn per attempt)
+        self.t0 = 0.0          # when it reached its pod
+        self.trial = False     # the half-open circuit breaker's one trial
+        self.inflight0 = 0     # attempts in flight on its pod when it got there, itself included
+        self.role = 0          # 1: it SET ROLE on its session; 2: also leaves it (no RESET); -1: ran under another's

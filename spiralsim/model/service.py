@@ -1,5 +1,7 @@
-"""One service's runtime: its client, balancer, handler, endpoints, traffic, and the
-deployment of its pods (a replica count that a schedule or the autoscaler sets)."""
+"""One service's runtime: its client, balancer, handler, endpoints, traffic, its PgBouncer
+if it has one, and the deployment of its pods (a replica count that a schedule or the
+autoscaler sets). With read replicas and an endpoint that `reads`, each pod keeps a pool
+per replica beside its pool on the primary (PgBouncer, if any, is in front of the primary only)."""
 from __future__ import annotations
 
 from simpy import Environment
@@ -13,8 +15,10 @@ from .client import Client
 from .database import Database
 from .endpoint import Endpoint
 from .handler import Handler
+from .pgbouncer import PgBouncer
 from .pod import GONE, READY, TERMINATING, Pod, PodWiring
 from .rng import Draws, stream
+from .serverless import Fleet
 from .timer import Timer
 from .traffic import Evenly, RateCurve, Traffic, rate_segments
 
@@ -35,6 +39,8 @@ def _endpoints(name: str, config: ServiceConfig, seed: int, incidents: list[Inci
             windows,
             Draws(stream(seed, f"{name}/{ep_name}/locks"), "uniform"),
             Draws(stream(seed, f"{name}/{ep_name}/orphans"), "uniform"),
+            Draws(stream(seed, f"{name}/{ep_name}/transient"), "uniform"),
+            Draws(stream(seed, f"{name}/{ep_name}/roles"), "uniform"),
         ))
     return out
 
@@ -43,18 +49,25 @@ class Service:
     """One service: wired at construction, its replicas running from time 0."""
 
     def __init__(self, env: Environment, name: str, config: ServiceConfig, seed: int, duration: float,
-                 incidents: list[Incident], database: Database, recorder: Recorder, slow_after: float):
+                 incidents: list[Incident], database: Database, recorder: Recorder, slow_after: float,
+                 replicas: tuple[Database, ...] = ()):
+        """`replicas`: the database's read replicas (the service keeps pools on them only if it reads)."""
         self.env = env
         self.name = name
         self.recorder = recorder
         self.series = series = recorder.services[name]
         self.client = Client(env, config.client, config.balancer.upstream_timeout, series, recorder, name,
-                             Draws(stream(seed, f"{name}/jitter"), "uniform"), slow_after)
+                             Draws(stream(seed, f"{name}/jitter"), "uniform"), slow_after,
+                             Draws(stream(seed, f"{name}/throttle"), "uniform"))
         self.ready: list[Pod] = []
         self.balancer = Balancer(config.balancer.policy, self.ready, self.client.respond,
                                  Draws(stream(seed, f"{name}/routing"), "uniform"))
         self.client.route = self.balancer.route
-        self.handler = Handler(env, database, series, recorder, name)
+        self.fleet = None
+        self.bouncer = (PgBouncer(env, config.pgbouncer, database, series, name)
+                        if config.pgbouncer is not None else None)
+        reads = frozenset(ep for ep, cfg in config.endpoints.items() if cfg.reads)
+        self.handler = Handler(env, database, series, recorder, name, self.bouncer, reads)
         self.endpoints = _endpoints(name, config, seed, incidents)
         traffic = config.traffic
         self.traffic = Traffic(
@@ -63,21 +76,28 @@ class Service:
             Draws(stream(seed, f"{name}/mix"), "uniform"),
             self.endpoints, [ep.weight for ep in config.endpoints.values()], self.client,
         )
-        self.wiring = PodWiring(name, config.pod, config.pool, database, series, recorder, self.client.respond,
-                                self.handler, self.ready)
+        self.wiring = PodWiring(name, config.pod, config.pool, self.bouncer or database, series, recorder,
+                                self.client.respond, self.handler, self.ready, replicas if reads else ())
         self.pods: list[Pod] = []  # every pod not yet gone, in creation order
         self.created = 0
+        if config.serverless is not None:  # the platform routes, one request per instance
+            self.fleet = Fleet(env, config.serverless, self._new_pod, lambda: len(self.live_pods()),
+                               self.client.respond, series)
+            self.client.route = self.fleet.route
         self.desired = config.pod.replicas
         for _ in range(config.pod.replicas):
-            self._new_pod().start_running()
+            pod = self._new_pod()
+            if self.fleet is not None:
+                self.fleet.adopt(pod)
+            pod.start_running()
         for step in sorted(config.pod.schedule, key=lambda s: s.at):
             if step.at < duration:
                 Timer(env, step.at, self._on_schedule, step.replicas)
         self.autoscaler = (Autoscaler(env, config.autoscaler, self, name, series, recorder)
                            if config.autoscaler is not None else None)
 
-    def _new_pod(self) -> Pod:
-        pod = Pod(self.env, self.created, self.wiring)
+    def _new_pod(self, levels: tuple | None = None) -> Pod:
+        pod = Pod(self.env, self.created, self.wiring, levels)
         self.created += 1
         self.pods.append(pod)
         return pod

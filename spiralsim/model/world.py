@@ -1,6 +1,6 @@
 """Builds a scenario's components, wires them and runs the simulation.
 
-The lifecycle: build and wire (database, then per service its client,
+The lifecycle: build and wire (database and its read replicas, then per service its client,
 balancer, pods and pools, handler, traffic), start the arrival processes, run
 to the scenario's duration in slices (for progress), finalize the recording.
 """
@@ -27,12 +27,15 @@ class World:
         self.scenario = scenario
         self.env = simpy.Environment()
         self.recorder = Recorder(scenario.duration, scenario.bucket, list(scenario.services),
-                                 scenario.database.max_connections)
+                                 scenario.database.max_connections, scenario.database.read_replicas)
         self.database = Database(self.env, scenario.database, self.recorder)
+        # each a server of its own with the primary's settings; the incidents below hit the primary only
+        self.replicas = tuple(Database(self.env, scenario.database, self.recorder, i + 1)
+                              for i in range(scenario.database.read_replicas))
         self.incidents = incidents(scenario)
         self.services = {
             name: Service(self.env, name, cfg, scenario.seed, scenario.duration, self.incidents,
-                          self.database, self.recorder, scenario.analysis.latency_p99_threshold)
+                          self.database, self.recorder, scenario.analysis.latency_p99_threshold, self.replicas)
             for name, cfg in scenario.services.items()
         }
         self._log_triggers()

@@ -41,8 +41,14 @@ def _service_lines(name: str, s: dict[str, Any], clock: Any) -> list[str]:
         p99_text = f"p99 over the run {ms(s['latency_ms']['p99'])}"
     else:
         p99_text = f"p99 before/during/after {ms(p99['before'])} / {ms(p99['during'])} / {ms(p99['after'])}"
-    out.append(f"  amplification {amp if amp is not None else 0:.2f}; {p99_text}; "
+    amp_text = f"{amp:.2f}" if amp is not None else "– (no request)"
+    out.append(f"  amplification {amp_text}; {p99_text}; "
                f"peak pool waiting {count(s['peak_pool_waiting'])}")
+    refused = ", ".join(f"{k} {count(v)}" for k, v in s["refused_attempts"].items() if v)
+    denied = f"{count(s['retries_denied'])} retries denied by the budget" if s["retries_denied"] else ""
+    if refused or denied:
+        out.append("  defences: " + "; ".join(x for x in (f"attempts refused at once: {refused}" if refused else "",
+                                                          denied) if x))
     if s["crashes"] or s["pods_max"] > 1:
         out.append(f"  pods: up to {s['pods_max']}, {count(s['crashes'])} crashes")
     return out + trouble_lines(s)
@@ -87,6 +93,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                f"{count(db['refused_connects'])} refused connects"
                + (f", peak {count(db['peak_idle_in_transaction'])} idle in transaction"
                   if db["peak_idle_in_transaction"] else ""))
+    rep = db.get("replicas") or {}
+    if rep.get("count"):
+        out.append(f"read replicas: {rep['count']}, each at most {rep['peak_connections']} of {db['max_connections']}"
+                   f" connections, {count(rep['refused_connects'])} refused connects, peak CPU {pct(rep['peak_cpu'])}")
     out.append(arithmetic_line(summary["arithmetic"]))
     first: dict[str, Optional[float]] = {}  # each alert's first firing: its lead on the impact
     for a in summary["alerts"]:

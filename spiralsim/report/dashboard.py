@@ -1,10 +1,10 @@
 """The post-mortem dashboard: panels sharing a time axis in minutes (hours past 2 h).
 
 On top, a strip of numbered markers: the rows of report.md's "What happened". Then
-load, latency, failures, the pools, the callers waiting for a connection, idle
-transactions and lock waits, the database's connections, pods and CPU; a panel with
-nothing to show is left out (named at the bottom), and the figure is as tall as its
-panels. The key to the shading and the event lines is under the title
+load, latency, failures, the pools, the callers waiting for a connection, PgBouncer
+(only when a service has one), idle transactions and lock waits, the database's
+connections, pods and CPU; a panel with nothing to show is left out (named at the
+bottom), and the figure is as tall as its panels. The key to the shading and the event lines is under the title
 (`dashboard_events.py`).
 
 Built on `matplotlib.figure.Figure` directly (the Agg canvas, no pyplot state),
@@ -19,6 +19,7 @@ import numpy as np
 
 from ..analysis import Result, service_column
 from ..vocabulary import FAILURE_KINDS
+from .dashboard_defences import draw_defences, has_defences
 from .dashboard_events import TimeMarks
 from .format import clock
 from .headline import outcome_sentence
@@ -69,6 +70,7 @@ class _Panels:
         self.result = result
         self.series = result.timeseries
         self.services = list(result.scenario.services)
+        self.bouncers = [n for n, s in result.scenario.services.items() if s.pgbouncer is not None]
         rec = result.recording
         self.unit_s, self.unit = time_unit(rec.end)
         self.x = np.arange(rec.n_buckets) * rec.bucket / self.unit_s  # x, in self.unit
@@ -189,6 +191,24 @@ def _waiting(p: _Panels, ax: "Axes") -> None:
     ax.set_ylim(bottom=0)
 
 
+def _pgbouncer(p: _Panels, ax: "Axes") -> None:
+    """SHOW POOLS of each service's PgBouncer: clients active and waiting, servers active and idle
+    (one PgBouncer: a colour per gauge; several: the service's colour, a line style per gauge)."""
+    gauges = (("cl_active", "cl_active"), ("cl_waiting", "cl_waiting (mean)"), ("cl_waiting_max", "cl_waiting (peak)"),
+              ("sv_active", "sv_active"), ("sv_idle", "sv_idle"))
+    for name in p.bouncers:
+        si = p.services.index(name)
+        for mi, (key, label) in enumerate(gauges):
+            style = ({"color": METRIC_COLOURS[mi], "linestyle": ":" if key == "cl_waiting_max" else "-"}
+                     if len(p.bouncers) == 1 else p.style(si, mi))
+            ax.plot(p.x, p.col(key, name), lw=1.2, label=p.label(name, label), **style)
+        size = p.result.scenario.services[name].pgbouncer.default_pool_size
+        ax.axhline(size, color="black", ls=LINESTYLES[si % len(LINESTYLES)], lw=0.8,
+                   label=p.label(name, f"default_pool_size {size}"))
+    ax.set_ylabel("PgBouncer\nconnections")
+    ax.set_ylim(bottom=0)
+
+
 def _locks(p: _Panels, ax: "Axes") -> list["Axes"]:
     """Sessions idle in transaction (the database's), the lock waits they cause; the waits' mean on the right."""
     iit, colour = p.col("db_idle_in_transaction", p.services[0]), STATE_COLOURS["idle in transaction"]
@@ -258,7 +278,9 @@ def _cpu(p: _Panels, ax: "Axes") -> None:
 #: A drawing function may return its twin axes: their lines join its legend, which clears their ticks.
 PANELS: tuple[tuple[str, Callable[[_Panels, "Axes"], Any], float], ...] = (
     ("load", _load, 2.2), ("latency", _latency, 2.2), ("failures", _failures, 2.0),
-    ("pool", _pool, 1.9), ("waiting callers", _waiting, 1.6), ("transactions and locks", _locks, 1.6),
+    ("defences", draw_defences, 1.8),
+    ("pool", _pool, 1.9), ("waiting callers", _waiting, 1.6), ("pgbouncer", _pgbouncer, 1.8),
+    ("transactions and locks", _locks, 1.6),
     ("database", _database, 2.2), ("pods", _pods, 1.6), ("CPU", _cpu, 1.6),
 )
 NO_FAILURES_IN = 0.6  # the failures panel's height when it only says "no request failed"
@@ -328,8 +350,10 @@ def dashboard(result: Result, path: Optional[str | Path] = None) -> "Figure":
 
     p = _Panels(result)
     skipped = left_out(p)
+    absent = (set() if p.bouncers else {"pgbouncer"}) | (  # not a finding: nothing to show it of
+        set() if has_defences(result.scenario) else {"defences"})
     panels = [(name, draw, NO_FAILURES_IN if name == "failures" and not p.any_failures() else height)
-              for name, draw, height in PANELS if name not in skipped]
+              for name, draw, height in PANELS if name not in skipped and name not in absent]
     marks = TimeMarks(result, p.unit_s, PLOT_WIDTH_PX, DPI)
     key = marks.key()
     key_in = KEY_ROW_IN * -(-len(key) // KEY_COLUMNS) + 0.1

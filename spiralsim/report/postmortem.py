@@ -84,7 +84,8 @@ def _figures_table(run: RunView) -> str:
          if v["requests"] else "0"),
         ("failures by kind", lambda v: _failures_cell(v["failures"])),
         ("in flight at the end", lambda v: count(v["in_flight"])),
-        ("attempts (amplification)", lambda v: f"{count(v['attempts'])} ({v['amplification'] or 0:.2f})"),
+        ("attempts (amplification)", lambda v: f"{count(v['attempts'])} ("
+         + (f"{v['amplification']:.2f}" if v["amplification"] is not None else "–") + ")"),
         ("wasted attempts", lambda v: count(v["wasted"])),
         ("latency mean / p50 / p99", lambda v: " / ".join(ms(v["latency_ms"][k]) for k in ("mean", "p50", "p99"))),
         ("p99 before / during / after",
@@ -95,6 +96,10 @@ def _figures_table(run: RunView) -> str:
         ("crashes", lambda v: count(v["crashes"])),
         ("peak database connections", lambda v: count(v["peak_db_connections"])),
     ]
+    if any(any(v["refused_attempts"].values()) for v in svcs.values()):
+        rows.append(("attempts refused at once by a defence", lambda v: _failures_cell(v["refused_attempts"])))
+    if any(v["retries_denied"] for v in svcs.values()):
+        rows.append(("retries denied by the budget", lambda v: count(v["retries_denied"])))
     rows += [(row.label, lambda v, row=row: _trouble_cell(row, v)) for row in TROUBLE
              if any(v[row.key] for v in svcs.values())]
     lines = ["## Figures", "| | " + " | ".join(f"`{n}`" for n in names) + " |",
@@ -106,6 +111,11 @@ def _figures_table(run: RunView) -> str:
     lines += ["", f"Database: peak {count(db['peak_connections'])} of {db['max_connections']} connections, "
               + (f"peak {count(iit)} idle in transaction, " if iit else "")
               + f"{count(db['refused_connects'])} refused connects, peak CPU {pct(db['peak_cpu'])}."]
+    rep = db.get("replicas") or {}
+    if rep.get("count"):
+        lines.append(f"Read replicas: {rep['count']}, each at most {count(rep['peak_connections'])} of "
+                     f"{db['max_connections']} connections, {count(rep['refused_connects'])} refused connects, "
+                     f"peak CPU {pct(rep['peak_cpu'])}.")
     alerts = run.summary["alerts"]
     if alerts:
         names_fired = sorted({(a["name"], a["service"]) for a in alerts}, key=lambda x: x)

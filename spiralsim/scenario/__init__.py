@@ -17,11 +17,13 @@ from .models import (
     DatabaseConfig,
     EndpointConfig,
     IncidentConfig,
+    PgBouncerConfig,
     PhaseConfig,
     PodConfig,
     PoolConfig,
     Scenario,
     ScheduleStepConfig,
+    ServerlessConfig,
     ServiceConfig,
     TrafficConfig,
 )
@@ -29,8 +31,9 @@ from .workload import MAX_REQUESTS, bucket_problem, expected_requests, requests_
 
 __all__ = [
     "AnalysisConfig", "AutoscalerConfig", "BalancerConfig", "ClientConfig", "DatabaseConfig",
-    "EndpointConfig", "IncidentConfig", "PhaseConfig", "PodConfig", "PoolConfig", "Scenario",
-    "MAX_REQUESTS", "ScenarioError", "ScheduleStepConfig", "ServiceConfig", "TrafficConfig", "apply_overrides",
+    "EndpointConfig", "IncidentConfig", "PgBouncerConfig", "PhaseConfig", "PodConfig", "PoolConfig", "Scenario",
+    "MAX_REQUESTS", "ScenarioError", "ScheduleStepConfig", "ServerlessConfig", "ServiceConfig", "TrafficConfig",
+    "apply_overrides",
     "expected_requests", "bucket_problem", "load_scenario", "requests_by_service", "scenario_from_dict",
     "scenario_from_toml",
     "scenario_to_toml", "workload_problem",

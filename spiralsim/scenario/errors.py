@@ -39,14 +39,6 @@ HERE = "{here}."
 #: `*` matches one table key or list index; `key=value` matches only that value and
 #: makes the enclosing table unsupported. Delete an entry when it is implemented.
 NOT_SUPPORTED_YET: dict[str, str] = {
-    "services.*.client.retry_budget": "retry budget",
-    "services.*.client.circuit_breaker": "circuit breaker",
-    "services.*.client.breaker_error_rate": "circuit breaker",
-    "services.*.client.breaker_window": "circuit breaker",
-    "services.*.client.breaker_min_requests": "circuit breaker",
-    "services.*.client.breaker_open": "circuit breaker",
-    "services.*.client.throttle_k": "adaptive client-side throttling",
-    "services.*.pgbouncer": "PgBouncer",
 }
 
 

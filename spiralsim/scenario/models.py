@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..vocabulary import SIGNALS
+from ..vocabulary import FAILURE_KINDS, SIGNALS
 from . import rules
 from .durations import parse_duration
 from .errors import show
@@ -28,11 +28,13 @@ __all__ = [
     "DurationMark",
     "EndpointConfig",
     "IncidentConfig",
+    "PgBouncerConfig",
     "PhaseConfig",
     "PodConfig",
     "PoolConfig",
     "Scenario",
     "ScheduleStepConfig",
+    "ServerlessConfig",
     "ServiceConfig",
     "TrafficConfig",
     "VariantConfig",
@@ -97,6 +99,7 @@ class DatabaseConfig(_Table):
     cores: Annotated[Int, Field(ge=1)] = 4
     statement_timeout: Duration = 0.0
     idle_in_transaction_session_timeout: Duration = 0.0
+    read_replicas: Annotated[Int, Field(ge=0, le=64)] = 0  # servers of their own, each with the settings above
 
     RULES = (rules.reserved_within_max,)
 
@@ -134,22 +137,47 @@ class EndpointConfig(_Table):
     distribution: Literal["deterministic", "exponential", "lognormal"] = "exponential"
     sigma: Annotated[Float, Field(gt=0)] = 1.0
     error_rate: Probability = 0.0
+    transient_error_rate: Probability = 0.0
     leak_on_error: Bool = False
     orphan_rate: Probability = 0.0
     lock_conflict: Probability = 0.0
+    # multi-tenant row-level security: SET ROLE per request, and the share that skips RESET ROLE
+    set_role: Bool = False
+    role_leak_rate: Probability = 0.0
+    reads: Bool = False  # its statements go to a read replica, through the pod's pool for that replica
 
-    RULES = (rules.query_cannot_leak, rules.query_cannot_orphan)
+    RULES = (rules.query_cannot_leak, rules.query_cannot_orphan, rules.role_needs_a_client, rules.reads_are_queries)
+
+
+FailureKindName = Literal[tuple(k.name for k in FAILURE_KINDS)]  # type: ignore[valid-type]
+#: What a client retries unless told otherwise: the kinds marked retryable (timeouts and 5xx).
+DEFAULT_RETRY_ON: tuple[str, ...] = tuple(k.name for k in FAILURE_KINDS if k.retryable)
 
 
 class ClientConfig(_Table):
-    """The caller: per-attempt timeout (0 = none), retries, backoff and jitter."""
+    """The caller: per-attempt timeout (0 = none), retries, backoff and jitter, and its
+    defences (retry budget, circuit breaker, adaptive throttling), each off by default."""
 
     timeout: Duration = _d("10s")
     max_attempts: Annotated[Int, Field(ge=1)] = 1
-    backoff: Literal["none", "exponential"] = "none"
+    # `random`: an exponentially distributed wait of mean backoff_base (a queueing model's retrial orbit)
+    backoff: Literal["none", "exponential", "random"] = "none"
     backoff_base: Duration = _d("100ms")
     backoff_cap: Duration = _d("20s")
     jitter: Literal["none", "full", "equal", "decorrelated"] = "none"
+    retry_on: list[FailureKindName] = list(DEFAULT_RETRY_ON)
+    # retries allowed per success (a token bucket, the SRE book's 10 %: 0.1); 0 off
+    retry_budget: Annotated[Float, Field(ge=0)] = 0.0
+    circuit_breaker: Bool = False  # Hystrix's defaults below
+    breaker_error_rate: Probability = 0.5
+    breaker_window: PositiveDuration = _d("10s")
+    breaker_min_requests: Annotated[Int, Field(ge=1)] = 20
+    breaker_open: PositiveDuration = _d("5s")
+    # the SRE book's adaptive throttling: reject locally with max(0, (requests - K accepts) / (requests + 1))
+    throttle_k: Annotated[Float, Field(ge=0)] = 0.0
+    throttle_window: PositiveDuration = _d("2m")
+
+    RULES = (rules.throttle_k_off_or_above_one,)
 
 
 class BalancerConfig(_Table):
@@ -177,7 +205,19 @@ class PodConfig(_Table):
     crash_on_pool_error: Bool = False
     crash_on_client_error: Bool = True
     max_inflight: Annotated[Int, Field(ge=0)] = 0
+    # client.on('error') calls client.release(err): the pool drops the dead client and opens anew
+    release_on_client_error: Bool = False
+    # Netflix concurrency-limits' AIMDLimit, with its defaults: shed above a limit that grows by 1
+    # while busy and shrinks x aimd_backoff_ratio on a drop or an attempt slower than aimd_timeout
+    adaptive_concurrency: Bool = False
+    aimd_initial: Annotated[Int, Field(ge=1)] = 20
+    aimd_min: Annotated[Int, Field(ge=1)] = 20
+    aimd_max: Annotated[Int, Field(ge=1)] = 200
+    aimd_backoff_ratio: Annotated[Float, Field(ge=0.5, lt=1)] = 0.9
+    aimd_timeout: PositiveDuration = _d("5s")
     schedule: list[ScheduleStepConfig] = []
+
+    RULES = (rules.release_needs_listener, rules.aimd_bounds)
 
 
 class AutoscalerConfig(_Table):
@@ -228,6 +268,28 @@ class PoolConfig(_Table):
     RULES = (rules.pool_min_within_max,)
 
 
+class ServerlessConfig(_Table):
+    """A service of functions (Lambda, Vercel): each instance serves one request at a time,
+    starts cold (`pod.startup`) when none is idle, is frozen between requests and reaped
+    after `idle_reap`; each has its own pool."""
+
+    max_instances: Annotated[Int, Field(ge=1)] = 1000  # AWS Lambda's default account concurrency
+    idle_reap: PositiveDuration = _d("10m")
+    # between requests an instance is frozen: its timers stop, so its pool's idle_timeout never
+    # closes the connections it holds until it is reaped
+    freeze: Bool = True
+
+
+class PgBouncerConfig(_Table):
+    """PgBouncer between a service's pods and the database (1.25's defaults)."""
+
+    pool_mode: Literal["session", "transaction"] = "session"
+    default_pool_size: Annotated[Int, Field(ge=1)] = 20
+    max_client_conn: Annotated[Int, Field(ge=1)] = 100
+    query_wait_timeout: Duration = _d("120s")  # 0 waits forever
+    server_login_retry: Duration = _d("15s")
+
+
 class ServiceConfig(_Table):
     """One service sharing the database: its traffic, endpoints and layers."""
 
@@ -238,8 +300,10 @@ class ServiceConfig(_Table):
     pod: PodConfig = PodConfig()
     pool: PoolConfig = PoolConfig()
     autoscaler: AutoscalerConfig | None = None
+    pgbouncer: PgBouncerConfig | None = None
+    serverless: ServerlessConfig | None = None
 
-    RULES = (rules.warm_within_pool, rules.some_endpoint_weighted)
+    RULES = (rules.warm_within_pool, rules.some_endpoint_weighted, rules.serverless_scales_itself)
 
 
 class IncidentConfig(_Table):
@@ -277,6 +341,9 @@ class AnalysisConfig(_Table):
     db_connections_for: Duration = _d("10s")
     idle_in_transaction_age: Duration = _d("30s")
     idle_in_transaction_for: Duration = _d("10s")
+    # the article's budget for a "slow query day": "we tolerate 200ms p99 queries", alert when exceeded
+    statement_p99_budget: PositiveDuration = _d("200ms")
+    statement_budget_for: Duration = _d("60s")
 
 
 #: A variant's name: a plain identifier (it names a column of the comparison and a run folder).
@@ -325,6 +392,7 @@ class Scenario(_Table):
     analysis: AnalysisConfig = AnalysisConfig()
     # for `spiralsim compare` only: the simulation never reads them
     variants: Annotated[list[VariantConfig], AfterValidator(_distinct_variants)] = []
+    RULES = (rules.reads_on_replicas,)  # (across tables: an endpoint's reads, the database's replicas)
 
     @property
     def service_names(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ __all__ = [
     "Rule",
     "check_file_name",
     "file_name_problem",
+    "aimd_bounds",
     "incident_factor",
     "incident_forwards",
     "phase_forwards",
@@ -26,9 +27,15 @@ __all__ = [
     "pool_min_within_max",
     "query_cannot_leak",
     "query_cannot_orphan",
+    "reads_are_queries",
+    "reads_on_replicas",
+    "release_needs_listener",
+    "role_needs_a_client",
     "replicas_min_within_max",
     "reserved_within_max",
+    "serverless_scales_itself",
     "some_endpoint_weighted",
+    "throttle_k_off_or_above_one",
     "warm_within_pool",
 ]
 
@@ -66,6 +73,59 @@ def replicas_min_within_max(autoscaler: Any) -> Problems:
                       "max_replicas", "max_replicas")]
 
 
+def throttle_k_off_or_above_one(client: Any) -> Problems:
+    """Below K = 1 the SRE book's formula rejects requests the backend would all accept."""
+    if client.throttle_k == 0 or client.throttle_k >= 1:
+        return []
+    return [(("throttle_k",), f"must be 0 (off) or at least 1 (2 is usual), got {show(client.throttle_k)};"
+                              f" below 1 it rejects requests even when the backend accepts every one")]
+
+
+def role_needs_a_client(endpoint: Any) -> Problems:
+    """SET ROLE holds for a session: only a checked-out client keeps one for the request."""
+    out = []
+    if endpoint.set_role and endpoint.kind == "query":
+        out.append((("set_role",), f"contradictory settings: pool.query may run each statement on another"
+                                   f' connection, so a SET ROLE does not hold; set {HERE}kind = "transaction"'
+                                   f" (pool.connect)"))
+    if endpoint.role_leak_rate > 0 and not endpoint.set_role:
+        out.append((("role_leak_rate",), f"contradictory settings: only a request that sets a role can leave it;"
+                                         f" set {HERE}set_role = true or role_leak_rate = 0"))
+    return out
+
+
+def release_needs_listener(pod: Any) -> Problems:
+    """Releasing a client from its 'error' listener means there is a listener: no crash."""
+    if not (pod.release_on_client_error and pod.crash_on_client_error):
+        return []
+    return [(("release_on_client_error",), f"contradictory settings: a client 'error' listener that releases"
+                                           f" the client means the pod does not crash; set"
+                                           f" {HERE}crash_on_client_error = false")]
+
+
+def aimd_bounds(pod: Any) -> Problems:
+    """The adaptive limit starts within [aimd_min, aimd_max]."""
+    if pod.aimd_min <= pod.aimd_initial <= pod.aimd_max:
+        return []
+    return [(("aimd_initial",), f"contradictory settings: must be within aimd_min ({pod.aimd_min}) and aimd_max"
+                                f" ({pod.aimd_max}), got {pod.aimd_initial}; set {HERE}aimd_initial,"
+                                f" aimd_min or aimd_max")]
+
+
+def serverless_scales_itself(service: Any) -> Problems:
+    """A serverless platform starts an instance per concurrent request: no HPA, no replica schedule."""
+    if service.serverless is None:
+        return []
+    out = []
+    if service.autoscaler is not None:
+        out.append((("autoscaler",), f"contradictory settings: a serverless service starts an instance per"
+                                     f" concurrent request itself; remove {HERE}autoscaler (or {HERE}serverless)"))
+    if service.pod.schedule:
+        out.append((("pod", "schedule"), f"contradictory settings: a serverless service has no replica count to"
+                                         f" schedule; remove {HERE}pod.schedule (or {HERE}serverless)"))
+    return out
+
+
 def warm_within_pool(service: Any) -> Problems:
     """A pod opens its warm connections through its pool, so no more than pool.max."""
     warm, most = service.pod.warm_connections, service.pool.max
@@ -97,6 +157,31 @@ def query_cannot_orphan(endpoint: Any) -> Problems:
         return []
     return [(("orphan_rate",), f"contradictory settings: a query endpoint (pool.query) opens no transaction"
                                f' to orphan; set {HERE}kind = "transaction" or orphan_rate = 0')]
+
+
+def reads_are_queries(endpoint: Any) -> Problems:
+    """A read goes to a replica one `pool.query()` at a time; a transaction (pool.connect) writes on the primary."""
+    if not endpoint.reads or endpoint.kind == "query":
+        return []
+    return [(("reads",), f"contradictory settings: a transaction endpoint (pool.connect) runs on the primary;"
+                         f' set {HERE}kind = "query" (pool.query) or reads = false')]
+
+
+def reads_on_replicas(scenario: Any) -> Problems:
+    """A read needs a replica to go to, and pods to hold a pool per replica (not serverless instances)."""
+    out: Problems = []
+    for name, service in scenario.services.items():
+        for ep_name, endpoint in service.endpoints.items():
+            if not endpoint.reads or endpoint.kind != "query":  # (a transaction's reads: reads_are_queries)
+                continue
+            at = ("services", name, "endpoints", ep_name, "reads")
+            if scenario.database.read_replicas == 0:
+                out.append((at, "contradictory settings: reads go to a read replica and the database has none;"
+                                f" set {HERE}database.read_replicas to at least 1 or {format_path(at)} = false"))
+            elif service.serverless is not None:
+                out.append((at, "not supported: a serverless service keeps one pool per instance, on the primary;"
+                                f" set {format_path(at)} = false (or remove {format_path(at[:2])}.serverless)"))
+    return out
 
 
 def _forwards(what: str, window: Any) -> Problems:

@@ -7,11 +7,11 @@ rows. Adding a failure kind, a signal, a trouble counter or an event kind is one
 row here (and its behaviour where it happens).
 """
 from .events import EVENT_KINDS, EventKind
-from .failures import FAILURE_KINDS, KIND_INDEX, FailureKind
+from .failures import FAILURE_KINDS, KIND_INDEX, REFUSED_AT_ONCE, FailureKind
 from .signals import SIGNALS, Signal
 from .trouble import TROUBLE, TROUBLE_COUNTERS, Trouble
 
 __all__ = [
-    "EVENT_KINDS", "EventKind", "FAILURE_KINDS", "KIND_INDEX", "FailureKind",
+    "EVENT_KINDS", "EventKind", "FAILURE_KINDS", "KIND_INDEX", "FailureKind", "REFUSED_AT_ONCE",
     "SIGNALS", "Signal", "TROUBLE", "TROUBLE_COUNTERS", "Trouble",
 ]

@@ -55,6 +55,12 @@ EVENT_KINDS: dict[str, EventKind] = {e.name: e for e in (
     EventKind("pod_crash", "a pod crashes", colour="tab:red", label="crash", grouped=True),
     EventKind("pod_restart", "a crashed pod starts again after its back-off", colour=None, label="restart",
               grouped=True),
+    EventKind("breaker_open", "the client's circuit breaker opens: attempts are refused at once",
+              colour="tab:olive", label="breaker open", grouped=True),
+    EventKind("breaker_half_open", "the open breaker lets one trial attempt through", colour=None,
+              label="breaker half-open", grouped=True),
+    EventKind("breaker_closed", "the breaker closes again: the trial attempt succeeded", colour=None,
+              label="breaker closed", grouped=True),
     EventKind("alert_firing", "an alert fires", grouped=True),
     EventKind("alert_resolved", "an alert resolves", colour=None, label="resolved", in_timeline=False),
 )}

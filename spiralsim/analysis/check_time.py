@@ -1,0 +1,189 @@
+"""The rules of `spiralsim check` (analysis/check.py) that reason about time: the timeouts in
+the article's order, retries that let one user hold several pool slots, and Little's law
+(concurrency = rate x the time a request holds its connection) against the pools.
+
+Little's law is read at the base rate against the replicas the service starts with, at each
+phase above it and each slow_queries incident against the replicas its `schedule` sets by
+then; with an autoscaler, what its max_replicas could hold (the arithmetic's connections,
+shared pro rata past the usable slots) is the most. Past that most it fails (warns during an
+incident: the pool queues while it lasts, and the timeouts decide what follows); past what
+the running pods hold it warns (only new pods, once started, serve it); above
+`pool_saturation_share` (0.8) of it, it warns too: the article's pool_saturation alert fires
+there, and a pool that busy has no room for a slow-query day.
+"""
+from __future__ import annotations
+
+import math
+
+from ..scenario import Scenario, ServiceConfig
+from .arithmetic import Arithmetic, hold_s, mean_hold_s
+from .finding import FAIL, OK, WARN, Finding, duration, figure, pods
+
+#: The "small buffer" the article adds to acquire timeout + query timeout before the upstream timeout: for
+#: the hop, the pod's CPU and a statement's tail. Half a second, so that the article's own fix ("shrink it to
+#: 1 second") passes under a 2 s client (retry_storm's, and the counterfactual acquire timeout).
+BUFFER_S = 0.5
+
+
+def _statements_s(sc: Scenario, svc: ServiceConfig) -> tuple[float, str, bool]:
+    """The longest a request's statements hold its connection, over its endpoints, in words, and
+    whether a statement_timeout bounds it (else it is their expected time, and nothing bounds them)."""
+    st = sc.database.statement_timeout
+    eps = [ep for ep in svc.endpoints.values() if ep.weight > 0]
+    if st <= 0:
+        longest = max(hold_s(ep) for ep in eps)
+        return longest, f"expected statements {duration(longest)}", False
+    ep = max(eps, key=lambda e: e.statements * st + ((e.statements - 1) * e.think if e.kind == "transaction" else 0))
+    think = (ep.statements - 1) * ep.think if ep.kind == "transaction" else 0.0
+    words = f"statement_timeout {duration(st)}" if ep.statements == 1 else \
+        f"{ep.statements} x statement_timeout {duration(st)}" + (f" + think {duration(think)}" if think else "")
+    return ep.statements * st + think, words, True
+
+
+def _server_side(sc: Scenario, svc: ServiceConfig) -> tuple[float, str, bool]:
+    """The longest an attempt can last in the service (acquire, PgBouncer's queue, statements), its
+    terms in words, and whether a statement_timeout bounds the statements."""
+    acquire = svc.pool.acquire_timeout or math.inf
+    terms = [f"acquire timeout {duration(acquire)}"]
+    total = acquire
+    if svc.pgbouncer is not None:
+        wait = svc.pgbouncer.query_wait_timeout or math.inf
+        terms.append(f"PgBouncer's query_wait_timeout {duration(wait)}")
+        total += wait
+    statements, words, bounded = _statements_s(sc, svc)
+    return total + statements, " + ".join(terms + [words]), bounded
+
+
+def timeouts_in_order(sc: Scenario, a: Arithmetic) -> list[Finding]:
+    """Per service: acquire timeout (+ PgBouncer's wait) + statement time + BUFFER_S < upstream and client timeout."""
+    out = []
+    for name, svc in sc.services.items():
+        held, terms, _ = _server_side(sc, svc)
+        total = held + BUFFER_S
+        limits = [(w, v) for w, v in (("upstream_timeout", svc.balancer.upstream_timeout),
+                                      ("client timeout", svc.client.timeout)) if v > 0]
+        late = [f"the {w} {duration(v)}" for w, v in limits if total >= v]
+        early = [f"the {w} {duration(v)}" for w, v in limits if total < v]
+        than = "; ".join(([f"less than {' and '.join(early)}"] if early else [])
+                         + ([f"not less than {' and '.join(late)}"] if late else [])) or "no upstream or client timeout"
+        why = ("the caller gets an error first while the service goes on with work nobody waits for (the article:"
+               " acquire + query timeout + a small buffer < the upstream timeout)" if late else
+               "the service answers or gives up before its caller does")
+        out.append(Finding("timeouts_in_order", name, FAIL if late else OK,
+                           f"{name}: {terms} + {duration(BUFFER_S)} buffer = {duration(total)}, {than}: {why}",
+                           {"server_side_s": figure(held), "buffer_s": BUFFER_S, "total_s": figure(total),
+                            **{w.replace(" ", "_") + "_s": v for w, v in limits}}))
+    return out
+
+
+def retries_hold_slots(sc: Scenario, a: Arithmetic) -> list[Finding]:
+    """Per service: with retries, can an attempt outlast the timeout after which its caller retries?"""
+    out = []
+    for name, svc in sc.services.items():
+        c, n = svc.client, svc.client.max_attempts
+        quits = [v for kind, v in (("client_timeout", c.timeout), ("upstream_timeout", svc.balancer.upstream_timeout))
+                 if v > 0 and kind in c.retry_on]
+        held, terms, bounded = _server_side(sc, svc)
+        figures = {"max_attempts": n, "gives_up_s": min(quits, default=None), "server_side_s": figure(held),
+                   "slots_per_user": 1}
+        if n == 1 or not quits:
+            why = "one attempt per user" if n == 1 else "no timeout that the client retries abandons an attempt"
+            out.append(Finding("retries_hold_slots", name, OK, f"{name}: {why}", figures))
+            continue
+        gives_up = min(quits)
+        if held >= gives_up:
+            capped = c.retry_budget > 0 or c.circuit_breaker
+            figures["slots_per_user"] = n
+            out.append(Finding("retries_hold_slots", name, WARN if capped else FAIL,
+                               f"{name}: an attempt can last {duration(held)} in the service ({terms}), past the"
+                               f" {duration(gives_up)} after which its caller retries: with {n} attempts one user holds"
+                               f" up to {n} pool slots (the article: cap retries)"
+                               + ("; the retry budget or breaker caps them once they mount" if capped else ""),
+                               figures))
+        elif not bounded:
+            out.append(Finding("retries_hold_slots", name, WARN,
+                               f"{name}: an attempt lasts {duration(held)} in the service, within the"
+                               f" {duration(gives_up)} after which its caller retries, but no statement_timeout"
+                               f" bounds it: a statement that hangs keeps its attempt running while the user"
+                               f" retries, up to {n} slots per user",
+                               figures))
+        else:
+            out.append(Finding("retries_hold_slots", name, OK,
+                               f"{name}: an attempt lasts at most {duration(held)} in the service, less than the"
+                               f" {duration(gives_up)} after which its caller retries: no retry competes with its own"
+                               f" abandoned attempt", figures))
+    return out
+
+
+# ---------------------------------------------------------------- Little's law
+
+
+def _replicas_at(svc: ServiceConfig, t: float) -> int:
+    """The replicas the deployment is set to at `t` (its `schedule`; the autoscaler aside); a
+    serverless service starts an instance per concurrent request, up to max_instances."""
+    if svc.serverless is not None:
+        return svc.serverless.max_instances
+    n = svc.pod.replicas
+    for step in sorted(svc.pod.schedule, key=lambda s: s.at):
+        if step.at <= t:
+            n = step.replicas
+    return n
+
+
+def _rate_at(svc: ServiceConfig, t: float) -> float:
+    return next((p.rate for p in svc.traffic.phases if p.start <= t < p.end), svc.traffic.rate)
+
+
+def _points(sc: Scenario, name: str, svc: ServiceConfig) -> list[tuple[str, float, float, float, bool]]:
+    """(when, time, rate, hold s, incident) at the base rate, at each phase above it, and at each
+    slow_queries incident that hits the service (its statements slowed, at most statement_timeout)."""
+    hold = mean_hold_s(svc)
+    out = [("the base rate", 0.0, svc.traffic.rate, hold, False)]
+    out += [(f"the phase at {_clock(p.start)}", p.start, p.rate, hold, False)
+            for p in sorted(svc.traffic.phases, key=lambda p: p.start) if p.rate > svc.traffic.rate]
+    for inc in sc.incidents:
+        if inc.kind != "slow_queries" or (inc.services and name not in inc.services):
+            continue
+        factors = {e: inc.factor or 1.0 for e in svc.endpoints if not inc.endpoints or e in inc.endpoints}
+        out.append((f"the slow_queries x{inc.factor:g} at {_clock(inc.start)}", inc.start, _rate_at(svc, inc.start),
+                    mean_hold_s(svc, factors, sc.database.statement_timeout), True))
+    return out
+
+
+def _clock(t: float) -> str:
+    s = int(t)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def little_law(sc: Scenario, a: Arithmetic) -> list[Finding]:
+    """Per service and point in time (see the module's docstring): rate x hold time against the connections."""
+    share, out = sc.analysis.pool_saturation_share, []
+    for name, svc in sc.services.items():
+        lim = a.services[name]
+        for when, t, rate, hold, incident in _points(sc, name, svc):
+            n = _replicas_at(svc, t)
+            have = min(n * svc.pool.max, lim.connections)
+            most = lim.connections if svc.autoscaler is not None else have
+            need = rate * hold
+            capped = (" (the database's usable slots, shared pro rata)" if lim.connections < lim.asks else
+                      " (PgBouncer's server pool)")
+            held = f"the {have} connections its {pods(n, svc.pool.max)} can get" + (
+                capped if have < n * svc.pool.max else "")
+            if need > most:
+                status = WARN if incident else FAIL
+                why = (f"more than {held}" + (f" and the {most} its autoscaler's {lim.pods} pods could" if most > have
+                                              else "")
+                       + ": the pool queues" + (" while it lasts" if incident else " and the queue grows"))
+            elif need > have:
+                status, why = WARN, (f"more than {held}: only the autoscaler's pods (up to {most} connections) serve"
+                                     f" it, once started ({duration(svc.pod.startup)})")
+            elif need > share * have:
+                status, why = WARN, f"above {share:.0%} of {held}: pool_saturation fires, no room for a slow day"
+            else:
+                status, why = OK, f"within {held}"
+            out.append(Finding("little_law", name, status,
+                               f"{name} at {when}: {rate:g} req/s x {duration(hold)} = {need:.3g}"
+                               f" connection{'' if need == 1 else 's'} in use, {why}",
+                               {"when": when, "rate": rate, "hold_s": round(hold, 6), "concurrency": round(need, 6),
+                                "pods": n, "connections": have, "most": most}))
+    return out
