@@ -58,6 +58,7 @@ class Client:
         self.throttle = Throttle(config.throttle_k, config.throttle_window, throttle_draws
                                  ) if config.throttle_k > 0 else None
         self.refused_at_once = {k: getattr(series, "attempts_" + k) for k in REFUSED_AT_ONCE}
+        self.learns = self.budget is not None or self.breaker is not None or self.throttle is not None
         self.route = None  # set by the world: balancer.route(attempt)
         self.open_requests = 0
         self.attempt_seq = 0
@@ -82,10 +83,10 @@ class Client:
         att = Attempt(req, self.attempt_seq)
         if self.breaker is not None:
             go = self.breaker.allow(now)
+            att.trial = go == 2
             if go == 0:
                 self.respond(att, "circuit_open")
                 return
-            att.trial = go == 2
         if self.throttle is not None and self.throttle.reject(now):
             self.respond(att, "throttled")
             return
@@ -103,7 +104,11 @@ class Client:
         if att.answered:
             self.series.wasted[int(self.env.now * self.inv_bucket)] += 1
             return
-        self._answered(att, error)
+        if self.learns or error is not None:
+            self._answered(att, error)
+        else:  # a success, and no defence to tell: the common case, kept short
+            att.answered = True
+            self._outcome(att.req, None)
 
     def _on_timeout(self, timer: Timer) -> None:
         att: Attempt = timer.arg
@@ -119,7 +124,7 @@ class Client:
         """The client has its answer to an attempt: the defences learn from it, then the request goes on."""
         att.answered = True
         now = self.env.now
-        if error in self.refused_at_once:
+        if error is not None and error in self.refused_at_once:
             self.refused_at_once[error][int(now * self.inv_bucket)] += 1
         if self.breaker is not None:
             self.breaker.record(now, error, att.trial)

@@ -53,7 +53,7 @@ class Handler:
         att.stmt = 0
         att.role = 0
         ep = att.req.endpoint
-        att.transient = ep.draw_transient()
+        att.transient = ep.transient_rate > 0 and ep.draw_transient()
         att.pool = att.pod.read_pool() if self.reads and ep.name in self.reads else att.pod.pool
         att.pool.acquire(self._acquired, att)
 

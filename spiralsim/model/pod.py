@@ -308,8 +308,9 @@ class Pod:
             return
         now = self.env.now
         self.inflight += 1
-        att.t0 = now
-        att.inflight0 = self.inflight
+        if self.limit is not None:
+            att.t0 = now
+            att.inflight0 = self.inflight
         self.attempts[att.seq] = att
         self.series.inflight.add(now, 1.0)
         att.pod = self

@@ -41,8 +41,7 @@ class Attempt:
         self.answered = False
         self.foreign = False   # its transaction is someone else's open one
         self.risk_tx = None    # an open transaction holding this attempt's uncommitted writes
-        self.transient = False  # its last statement fails with a transient error (drawn per attempt)
-        self.t0 = 0.0          # when it reached its pod
-        self.trial = False     # the half-open circuit breaker's one trial
-        self.inflight0 = 0     # attempts in flight on its pod when it got there, itself included
-        self.role = 0          # 1: it SET ROLE on its session; 2: also leaves it (no RESET); -1: ran under another's
+        # Set only where they are read, to keep an attempt cheap: `transient` (its last statement fails
+        # with a transient error) and `role` (1: it SET ROLE; 2: and leaves it; -1: ran under another's)
+        # by the handler; `trial` (the half-open breaker's one trial) with a breaker; `t0` (when it
+        # reached its pod) and `inflight0` (in flight there then, itself included) with an adaptive limit.
