@@ -17,11 +17,12 @@ from ..metrics import HIST_BINS, Recorder, ServiceSeries, hist_bin
 from ..scenario import ClientConfig
 from ..vocabulary import FAILURE_KINDS, KIND_INDEX, REFUSED_AT_ONCE
 from .breaker import STATE_NAMES, Breaker
+from .deadlines import DeadlineQueue
 from .request import Attempt, Request
 from .retry_budget import RetryBudget
 from .rng import Draws
 from .throttle import Throttle
-from .timer import Deadline, Timer
+from .timer import Timer
 
 #: Answers that mean the backend accepted the attempt (it did the work), for throttling.
 ACCEPTED = frozenset((None, "statement_error", "transient_error"))
@@ -59,6 +60,10 @@ class Client:
                                  ) if config.throttle_k > 0 else None
         self.refused_at_once = {k: getattr(series, "attempts_" + k) for k in REFUSED_AT_ONCE}
         self.learns = self.budget is not None or self.breaker is not None or self.throttle is not None
+        # One ordered queue per timeout length, answered attempts dropped at once (see deadlines.py).
+        self.timeouts = DeadlineQueue(env, self.timeout, self._on_timeout) if self.timeout > 0 else None
+        self.upstream = (DeadlineQueue(env, self.upstream_timeout, self._on_upstream_timeout)
+                         if self.upstream_timeout > 0 else None)
         self.route = None  # set by the world: balancer.route(attempt)
         self.open_requests = 0
         self.attempt_seq = 0
@@ -90,10 +95,10 @@ class Client:
         if self.throttle is not None and self.throttle.reject(now):
             self.respond(att, "throttled")
             return
-        if self.timeout > 0:
-            Deadline(self.env, self.timeout, self._on_timeout, att)
-        if self.upstream_timeout > 0:
-            Deadline(self.env, self.upstream_timeout, self._on_upstream_timeout, att)
+        if self.timeouts is not None:
+            self.timeouts.add(att.seq, att)
+        if self.upstream is not None:
+            self.upstream.add(att.seq, att)
         self.route(att)
 
     def _retry(self, timer: Timer) -> None:
@@ -104,20 +109,26 @@ class Client:
         if att.answered:
             self.series.wasted[int(self.env.now * self.inv_bucket)] += 1
             return
+        if self.timeouts is not None:
+            self.timeouts.cancel(att.seq)
+        if self.upstream is not None:
+            self.upstream.cancel(att.seq)
         if self.learns or error is not None:
             self._answered(att, error)
         else:  # a success, and no defence to tell: the common case, kept short
             att.answered = True
             self._outcome(att.req, None)
 
-    def _on_timeout(self, timer: Timer) -> None:
-        att: Attempt = timer.arg
+    def _on_timeout(self, att: Attempt) -> None:
         if not att.answered:
+            if self.upstream is not None:
+                self.upstream.cancel(att.seq)
             self._answered(att, "client_timeout")
 
-    def _on_upstream_timeout(self, timer: Timer) -> None:
-        att: Attempt = timer.arg
+    def _on_upstream_timeout(self, att: Attempt) -> None:
         if not att.answered:
+            if self.timeouts is not None:
+                self.timeouts.cancel(att.seq)
             self._answered(att, "upstream_timeout")
 
     def _answered(self, att: Attempt, error: str | None) -> None:

@@ -1,0 +1,87 @@
+"""Deadlines of one length (a client's timeout, the balancer's), kept at O(1) per attempt.
+
+Scheduling one timeout event per attempt leaves every answered attempt's event on
+SimPy's heap until its time comes: with a long timeout the heap holds the last
+hour of attempts. Deadlines of one length come due in the order they are set, so
+they wait in insertion order and only the earliest has an event on the heap; an
+answered attempt's deadline is dropped at once (`cancel`).
+
+Results are exactly those of one event per deadline: each deadline reserves its
+event's sequence number (SimPy's `eid`) when it is set, and its event is pushed
+with that number and its exact time when it reaches the head, so every tie with
+any other event at the same instant goes the same way. (This reads two of
+SimPy's internals, `Environment._queue` and `_eid`, as `Environment.schedule`
+itself does.)
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from heapq import heappush
+from typing import Any, Callable
+
+from simpy import Environment
+from simpy.events import URGENT, Event
+
+
+class _Due(Event):
+    """The one pending event of a DeadlineQueue."""
+
+    def __init__(self, env: Environment, fn: Callable[[Any], None]):
+        self.env = env
+        self.callbacks = [fn]
+        self._value = None
+        self._ok = True
+
+
+class DeadlineQueue:
+    """`add(key, arg)` sets a deadline `length` seconds from now; `cancel(key)` drops it; when
+    one comes due, `fire(arg)` (before any ordinary event of that instant, like `Deadline`)."""
+
+    def __init__(self, env: Environment, length: float, fire: Callable[[Any], None]):
+        self.env = env
+        self.length = length
+        self.fire = fire
+        self.items: OrderedDict[int, tuple[float, int, Any]] = OrderedDict()  # key -> (time, eid, arg)
+        self.pending: int | None = None  # the eid of the event on the heap, if any
+        self.firing = False  # inside `fire`: a deadline added now is not the head
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, key: int, arg: Any) -> None:
+        """A deadline for `key`, `length` from now (keys are added in time order)."""
+        env = self.env
+        when = env._now + self.length
+        eid = next(env._eid)  # the number its own event would have had
+        self.items[key] = (when, eid, arg)
+        if self.pending is None and not self.firing:
+            self._push(when, eid)
+
+    def cancel(self, key: int) -> None:
+        """The attempt was answered: its deadline will not fire."""
+        self.items.pop(key, None)
+
+    def _push(self, when: float, eid: int) -> None:
+        self.pending = eid
+        heappush(self.env._queue, (when, URGENT, eid, _Due(self.env, self._due)))
+
+    def _due(self, event: Event) -> None:
+        """The head's event (or a cancelled head's): fire the head if it is due, then push the next."""
+        self.pending = None
+        items = self.items
+        if not items:
+            return
+        key = next(iter(items))
+        when, eid, arg = items[key]
+        if when <= self.env._now:
+            del items[key]
+            self.firing = True
+            try:
+                self.fire(arg)
+            finally:
+                self.firing = False
+            if not items:
+                return
+            key = next(iter(items))
+            when, eid, _ = items[key]
+        self._push(when, eid)  # the head's own event: its time and number, so ties go as they always did
