@@ -1,6 +1,7 @@
 """The scenario layer: TOML files validated once into frozen `*Config` models.
 
-`models.py` the models (one per table), `rules.py` their cross-field rules (one
+`models.py` the models (one per table; the database's in `database_config.py`, the pods'
+in `pod_config.py`, their field types in `fields.py`), `rules.py` their cross-field rules (one
 function each), `crosscheck.py` those rules on the raw data (every error at once),
 `files.py` reading, `--set` overrides and the resolved TOML, `errors.py` one line
 per problem, `durations.py` "1m30s" and back, `workload.py` the requests a run

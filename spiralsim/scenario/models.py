@@ -9,15 +9,28 @@ each, by `ScenarioError`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, Field
 
-from ..vocabulary import FAILURE_KINDS, SIGNALS
+from ..vocabulary import FAILURE_KINDS
 from . import rules
-from .durations import parse_duration
+from .database_config import DatabaseConfig, PgBouncerConfig
 from .errors import show
+from .fields import (
+    Bool,
+    Duration,
+    DurationMark,
+    FileName,
+    Float,
+    Int,
+    PositiveDuration,
+    Probability,
+    Str,
+    _d,
+    _Table,
+)
+from .pod_config import AutoscalerConfig, PodConfig, ScheduleStepConfig
 
 __all__ = [
     "AnalysisConfig",
@@ -39,69 +52,6 @@ __all__ = [
     "TrafficConfig",
     "VariantConfig",
 ]
-
-
-class DurationMark:
-    """Marks a field as a duration (written back as "5ms" by scenario_to_toml)."""
-
-
-def _duration_type(minimum: float, inclusive: bool) -> Any:
-    def check(value: object) -> float:
-        seconds = parse_duration(value)
-        if seconds < minimum or (seconds == minimum and not inclusive):
-            raise ValueError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {show(value)}")
-        return seconds
-
-    return Annotated[float, BeforeValidator(check), DurationMark()]
-
-
-Duration = _duration_type(0.0, inclusive=True)  # seconds, >= 0 (0 often means off)
-PositiveDuration = _duration_type(0.0, inclusive=False)  # seconds, > 0
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]
-Bool = Annotated[bool, Strict()]
-Str = Annotated[str, Strict()]
-Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
-FileName = Annotated[str, Strict(), AfterValidator(rules.check_file_name)]
-
-
-def _d(text: str) -> float:
-    return parse_duration(text)
-
-
-def _problems(problems: list[tuple[tuple[str | int, ...], str]]) -> PydanticCustomError:
-    """Errors at sub-paths of the model that raises this (see translate_errors)."""
-    return PydanticCustomError("at_paths", "{problems}", {"problems": problems})
-
-
-class _Table(BaseModel):
-    """A TOML table: unknown keys refused, frozen; its cross-field `RULES` (rules.py) run after its fields."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    RULES: ClassVar[tuple[rules.Rule, ...]] = ()
-
-    @model_validator(mode="after")
-    def _rules(self) -> Any:
-        """Every rule of the table, all their problems at once."""
-        problems = [problem for rule in self.RULES for problem in rule(self)]
-        if problems:
-            raise _problems(problems)
-        return self
-
-
-class DatabaseConfig(_Table):
-    """PostgreSQL: connection slots, connect cost, CPU cores."""
-
-    max_connections: Annotated[Int, Field(ge=1)] = 100
-    superuser_reserved_connections: Annotated[Int, Field(ge=0)] = 3
-    other_connections: Annotated[Int, Field(ge=0)] = 0
-    connect_time: Duration = _d("30ms")
-    cores: Annotated[Int, Field(ge=1)] = 4
-    statement_timeout: Duration = 0.0
-    idle_in_transaction_session_timeout: Duration = 0.0
-    read_replicas: Annotated[Int, Field(ge=0, le=64)] = 0  # servers of their own, each with the settings above
-
-    RULES = (rules.reserved_within_max,)
 
 
 class PhaseConfig(_Table):
@@ -187,74 +137,6 @@ class BalancerConfig(_Table):
     upstream_timeout: Duration = _d("30s")
 
 
-class ScheduleStepConfig(_Table):
-    """At `at`, the deployment is set to `replicas` pods (a deploy, an operator)."""
-
-    at: Duration
-    replicas: Annotated[Int, Field(ge=0)]
-
-
-class PodConfig(_Table):
-    """Pods of a service: count, lifecycle, event-loop CPU per attempt, warm-up, shedding."""
-
-    replicas: Annotated[Int, Field(ge=1)] = 1
-    cpu_per_request: Duration = _d("1ms")
-    startup: Duration = _d("10s")
-    warm_connections: Annotated[Int, Field(ge=0)] = 0
-    require_db_at_start: Bool = False
-    crash_on_pool_error: Bool = False
-    crash_on_client_error: Bool = True
-    max_inflight: Annotated[Int, Field(ge=0)] = 0
-    # client.on('error') calls client.release(err): the pool drops the dead client and opens anew
-    release_on_client_error: Bool = False
-    # Netflix concurrency-limits' AIMDLimit, with its defaults: shed above a limit that grows by 1
-    # while busy and shrinks x aimd_backoff_ratio on a drop or an attempt slower than aimd_timeout
-    adaptive_concurrency: Bool = False
-    aimd_initial: Annotated[Int, Field(ge=1)] = 20
-    aimd_min: Annotated[Int, Field(ge=1)] = 20
-    aimd_max: Annotated[Int, Field(ge=1)] = 200
-    aimd_backoff_ratio: Annotated[Float, Field(ge=0.5, lt=1)] = 0.9
-    aimd_timeout: PositiveDuration = _d("5s")
-    schedule: list[ScheduleStepConfig] = []
-
-    RULES = (rules.release_needs_listener, rules.aimd_bounds)
-
-
-class AutoscalerConfig(_Table):
-    """The Kubernetes HPA: every `period`, the signal over `window` against `target`."""
-
-    signal: Literal[tuple(SIGNALS)] = "cpu"  # type: ignore[valid-type]  (the rows of vocabulary.SIGNALS)
-    target: Annotated[float, Field(gt=0)]
-    min_replicas: Annotated[Int, Field(ge=1)] = 1
-    max_replicas: Annotated[Int, Field(ge=1)]
-    period: PositiveDuration = _d("15s")
-    window: PositiveDuration = _d("30s")
-    tolerance: Annotated[Float, Field(ge=0)] = 0.1
-    scale_down_stabilization: Duration = _d("300s")
-
-    RULES = (rules.replicas_min_within_max,)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _target_by_signal(cls, data: Any) -> Any:
-        """A latency target is a duration ("200ms"); the others are plain numbers."""
-        if not isinstance(data, dict) or "target" not in data:
-            return data
-        target, signal = data["target"], data.get("signal", "cpu")
-        if isinstance(target, bool):
-            raise _problems([(("target",), f"expected a number, got {show(target)}")])
-        if signal in SIGNALS and SIGNALS[signal].latency:
-            try:
-                seconds = parse_duration(target)
-            except ValueError as exc:
-                raise _problems([(("target",), str(exc))]) from None
-            return {**data, "target": seconds}
-        if not isinstance(target, (int, float)):
-            raise _problems([(("target",), f"expected a number for signal {signal!r}"
-                              f" (a utilization like 0.7 or a count per pod), got {show(target)}")])
-        return {**data, "target": float(target)}
-
-
 class PoolConfig(_Table):
     """node-postgres pg.Pool knobs (0 = off / forever, as in pg-pool)."""
 
@@ -278,16 +160,6 @@ class ServerlessConfig(_Table):
     # between requests an instance is frozen: its timers stop, so its pool's idle_timeout never
     # closes the connections it holds until it is reaped
     freeze: Bool = True
-
-
-class PgBouncerConfig(_Table):
-    """PgBouncer between a service's pods and the database (1.25's defaults)."""
-
-    pool_mode: Literal["session", "transaction"] = "session"
-    default_pool_size: Annotated[Int, Field(ge=1)] = 20
-    max_client_conn: Annotated[Int, Field(ge=1)] = 100
-    query_wait_timeout: Duration = _d("120s")  # 0 waits forever
-    server_login_retry: Duration = _d("15s")
 
 
 class ServiceConfig(_Table):

@@ -1,0 +1,81 @@
+"""The pod tables of a scenario: the pods of a service, their schedule and their autoscaler."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..vocabulary import SIGNALS
+from . import rules
+from .durations import parse_duration
+from .errors import show
+from .fields import Bool, Duration, Float, Int, PositiveDuration, _d, _problems, _Table
+
+
+class ScheduleStepConfig(_Table):
+    """At `at`, the deployment is set to `replicas` pods (a deploy, an operator)."""
+
+    at: Duration
+    replicas: Annotated[Int, Field(ge=0)]
+
+
+class PodConfig(_Table):
+    """Pods of a service: count, lifecycle, event-loop CPU per attempt, warm-up, shedding."""
+
+    replicas: Annotated[Int, Field(ge=1)] = 1
+    cpu_per_request: Duration = _d("1ms")
+    startup: Duration = _d("10s")
+    warm_connections: Annotated[Int, Field(ge=0)] = 0
+    require_db_at_start: Bool = False
+    crash_on_pool_error: Bool = False
+    crash_on_client_error: Bool = True
+    max_inflight: Annotated[Int, Field(ge=0)] = 0
+    # client.on('error') calls client.release(err): the pool drops the dead client and opens anew
+    release_on_client_error: Bool = False
+    # Netflix concurrency-limits' AIMDLimit, with its defaults: shed above a limit that grows by 1
+    # while busy and shrinks x aimd_backoff_ratio on a drop or an attempt slower than aimd_timeout
+    adaptive_concurrency: Bool = False
+    aimd_initial: Annotated[Int, Field(ge=1)] = 20
+    aimd_min: Annotated[Int, Field(ge=1)] = 20
+    aimd_max: Annotated[Int, Field(ge=1)] = 200
+    aimd_backoff_ratio: Annotated[Float, Field(ge=0.5, lt=1)] = 0.9
+    aimd_timeout: PositiveDuration = _d("5s")
+    schedule: list[ScheduleStepConfig] = []
+
+    RULES = (rules.release_needs_listener, rules.aimd_bounds)
+
+
+class AutoscalerConfig(_Table):
+    """The Kubernetes HPA: every `period`, the signal over `window` against `target`."""
+
+    signal: Literal[tuple(SIGNALS)] = "cpu"  # type: ignore[valid-type]  (the rows of vocabulary.SIGNALS)
+    target: Annotated[float, Field(gt=0)]
+    min_replicas: Annotated[Int, Field(ge=1)] = 1
+    max_replicas: Annotated[Int, Field(ge=1)]
+    period: PositiveDuration = _d("15s")
+    window: PositiveDuration = _d("30s")
+    tolerance: Annotated[Float, Field(ge=0)] = 0.1
+    scale_down_stabilization: Duration = _d("300s")
+
+    RULES = (rules.replicas_min_within_max,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_by_signal(cls, data: Any) -> Any:
+        """A latency target is a duration ("200ms"); the others are plain numbers."""
+        if not isinstance(data, dict) or "target" not in data:
+            return data
+        target, signal = data["target"], data.get("signal", "cpu")
+        if isinstance(target, bool):
+            raise _problems([(("target",), f"expected a number, got {show(target)}")])
+        if signal in SIGNALS and SIGNALS[signal].latency:
+            try:
+                seconds = parse_duration(target)
+            except ValueError as exc:
+                raise _problems([(("target",), str(exc))]) from None
+            return {**data, "target": seconds}
+        if not isinstance(target, (int, float)):
+            raise _problems([(("target",), f"expected a number for signal {signal!r}"
+                              f" (a utilization like 0.7 or a count per pod), got {show(target)}")])
+        return {**data, "target": float(target)}
