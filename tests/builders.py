@@ -32,6 +32,10 @@ def scenario(base: dict, *sets: str, **changes: Any) -> Scenario:
     return scenario_from_dict(merge(base, changes), overrides=sets)
 
 
+#: A database whose connects cost only `connect_time`: no backend CPU, no postmaster queue. For
+#: tests of other mechanisms' exact timing; the connection cost has its own (test_connection_cost.py).
+FREE_CONNECTS: dict = {"connect_cpu": 0, "refused_connect_cpu": 0, "accept_rate": 0}
+
 #: 8 requests a second, evenly spaced, until 5 s: 40 requests at 0.125 k s.
 FORTY_ARRIVALS: dict = {
     "rate": 8,
@@ -40,15 +44,16 @@ FORTY_ARRIVALS: dict = {
 }
 
 #: The pool as a plain deterministic queue: one pod, one query endpoint `q` (no
-#: statement time yet), no CPU, no timeouts, a warm pool of one, FORTY_ARRIVALS.
+#: statement time yet), no CPU, no timeouts, a warm pool of one, FORTY_ARRIVALS, free connects.
 TEXTBOOK: dict = {
     "duration": "20s",
+    "database": FREE_CONNECTS,
     "services": {"api": {
         "traffic": FORTY_ARRIVALS,
         "endpoints": {"q": {"statement_cpu": 0, "distribution": "deterministic"}},
         "client": {"timeout": 0},
         "balancer": {"upstream_timeout": 0},
-        "pod": {"cpu_per_request": 0, "warm_connections": 1},
+        "pod": {"cpu_per_request": 0, "query_result_cpu": 0, "warm_connections": 1},
         "pool": {"max": 1, "idle_timeout": 0},
     }},
 }
@@ -57,20 +62,20 @@ TEXTBOOK: dict = {
 #: statement time, no CPU, no timeouts, the default pool and database.
 LIFECYCLE: dict = {
     "duration": "100s",
-    "database": {},
+    "database": FREE_CONNECTS,
     "services": {"api": {
         "traffic": {"rate": 0},
         "endpoints": {"q": {"statement_cpu": 0, "distribution": "deterministic"}},
         "client": {"timeout": 0},
         "balancer": {"upstream_timeout": 0},
-        "pod": {"cpu_per_request": 0},
+        "pod": {"cpu_per_request": 0, "query_result_cpu": 0},
         "pool": {"idle_timeout": 0},
     }},
 }
 
 #: Sessions, leaks and locks: 20 s, the default database, no services yet (add
 #: SESSION_SERVICE under any name).
-SESSIONS: dict = {"duration": "20s", "database": {}}
+SESSIONS: dict = {"duration": "20s", "database": FREE_CONNECTS}
 
 #: One service for SESSIONS: 8 requests a second, evenly spaced, until 0.2 s (one
 #: request, at 0.125 s); endpoint `e` of 10 ms statements; a pod that starts in 1 s;
@@ -80,6 +85,6 @@ SESSION_SERVICE: dict = {
     "endpoints": {"e": {"statement_cpu": 0, "distribution": "deterministic", "statement_wait": "10ms"}},
     "client": {"timeout": 0},
     "balancer": {"upstream_timeout": 0},
-    "pod": {"cpu_per_request": 0, "startup": "1s"},
+    "pod": {"cpu_per_request": 0, "query_result_cpu": 0, "startup": "1s"},
     "pool": {"idle_timeout": 0},
 }

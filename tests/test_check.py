@@ -53,6 +53,8 @@ EXPECTED_FAILS: dict[str, set[str]] = {
     "sane_defaults": {"connections_share", "connections_usable", "timeouts_in_order"},
     # 12 pods x 10 on each replica too, above its 97 usable slots
     "read_replicas": {"connections_share", "connections_usable", "replica_connections"},
+    # 350 req/s x 12.2 ms of event-loop CPU: more than its 4 pods' loops can run
+    "liveness_spiral": {"event_loop"},
     # 1000 instances x 10: the fan-out the article warns of
     "serverless": {"connections_share", "connections_usable", "timeouts_in_order", "acquire_timeout"},
 }
@@ -157,7 +159,7 @@ def test_the_sane_defaults_pass_every_rule():
     assert {f.status for f in found} == {"ok"}, [f.line for f in found if f.status != "ok"]
     assert {f.rule for f in found} == set(RULE_IDS) - {"pgbouncer_session_mode", "pgbouncer_max_client_conn",
                                                        "replica_connections"}
-    assert summary_line(found) == "0 of 9 rules fail"
+    assert summary_line(found) == "0 of 10 rules fail"
 
 
 @pytest.mark.parametrize("sets, share, usable", [
@@ -243,6 +245,29 @@ def test_little_law(sets, verdict):
     assert status(scenario(SANE, *sets), "little_law") == verdict
 
 
+@pytest.mark.parametrize("sets, verdict", [
+    ([], "ok"),                                            # 100 x 1.1 ms = 0.11 of 2 loops
+    (["services.api.pod.cpu_per_request=17ms"], "warn"),   # 100 x 17.1 ms = 1.71 > 0.8 x 2
+    (["services.api.pod.cpu_per_request=25ms"], "fail"),   # 2.51 cores > 2 pods, no autoscaler
+    (["services.api.pod.cpu_per_request=25ms", "services.api.pod.query_result_cpu=0"], "fail"),
+    (["services.api.pod.cpu_per_request=19ms", "services.api.endpoints.get.statements=11"], "fail"),  # 1.9 + 0.11 x 11
+    # a phase past the running pods' loops, within what the autoscaler's could run: it warns
+    (["services.api.traffic.phases=[{start=\"10s\", end=\"20s\", rate=300}]", "services.api.pod.cpu_per_request=9ms",
+      "services.api.autoscaler.target=0.7", "services.api.autoscaler.max_replicas=4"], "warn"),
+    (["services.api.traffic.phases=[{start=\"10s\", end=\"20s\", rate=300}]", "services.api.pod.cpu_per_request=9ms",
+      "services.api.autoscaler.target=0.7", "services.api.autoscaler.max_replicas=2"], "fail"),
+])
+def test_event_loop(sets, verdict):
+    assert status(scenario(SANE, *sets), "event_loop") == verdict
+
+
+def test_event_loop_says_the_cores_the_requests_need():
+    f = finding(scenario(SANE, "services.api.pod.cpu_per_request=25ms"), "event_loop", "api")
+    assert f.line == ("api at the base rate: 100 req/s x 25.1 ms of event-loop CPU = 2.51 cores, more than the event"
+                      " loops of 2 pods can run (one core each): the loops fall behind, and every result, release,"
+                      " timer and probe with them")
+
+
 def test_little_law_reads_the_replicas_the_schedule_sets():
     sc = scenario(SANE, "services.api.traffic.phases=[{start=\"10s\", end=\"20s\", rate=3000}]",
                   "services.api.pod.schedule=[{at=\"5s\", replicas=4}]")  # 15 of 40 at 0:10
@@ -309,7 +334,7 @@ def test_lines_put_the_fails_first_and_sum_up():
     lines = check_lines(check(load_scenario(SCENARIOS / "push_spike.toml")))
     statuses = [line.split()[0] for line in lines[:-1]]
     assert statuses == sorted(statuses, key=["fail", "warn", "ok"].index)
-    assert lines[-1] == "4 of 9 rules fail, 4 more warn"
+    assert lines[-1] == "4 of 10 rules fail, 5 more warn"
     assert lines[0].startswith("fail  connections_share: api: 12 pods x 10 = 120")
 
 
@@ -325,9 +350,9 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 def test_check_exits_1_when_a_rule_fails_and_0_when_none_does(capsys):
     code, out, err = cli(capsys, "check", str(SCENARIOS / "push_spike.toml"))
     assert code == 1 and err == ""
-    assert out.splitlines()[-1] == "4 of 9 rules fail, 4 more warn"
+    assert out.splitlines()[-1] == "4 of 10 rules fail, 5 more warn"
     code, out, _ = cli(capsys, "check", str(SCENARIOS / "db_restart.toml"))
-    assert code == 0 and out.splitlines()[-1] == "0 of 9 rules fail, 3 warn"
+    assert code == 0 and out.splitlines()[-1] == "0 of 10 rules fail, 3 warn"
     code, _, _ = cli(capsys, "check", str(SCENARIOS / "push_spike.toml"), "--set",
                      "services.api.autoscaler.max_replicas=2", "--set", "services.reports.pool.acquire_timeout=2s",
                      "--set", "services.reports.pool.max=2", "--set", "services.reports.pool.min=2",

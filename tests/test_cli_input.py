@@ -135,12 +135,20 @@ def test_errors_and_refusals_are_never_a_traceback(tmp_path, capsys):
     assert status == EXIT_BAD_INPUT and len(err) == 1 and "Traceback" not in "\n".join(err)
 
 
-def test_a_run_of_too_many_buckets_is_refused_before_it_starts(tmp_path, capsys):
-    """duration / bucket sets the recording's memory: 1e308 s (or 1 us buckets) is refused in one line."""
+def test_a_duration_past_31_years_is_refused_in_one_line(tmp_path, capsys):
     path = tmp_path / "long.toml"
     path.write_text('duration = 1e308\n[services.api.traffic]\nrate = 0\n[services.api.endpoints.e]\n')
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "spiralsim: error: duration: must be at most 1e+09 s (about 31 years), got 1e+308"]
+
+
+def test_a_run_of_too_many_buckets_is_refused_before_it_starts(tmp_path, capsys):
+    """duration / bucket sets the recording's memory: 1e8 s (or 1 us buckets) is refused in one line."""
+    path = tmp_path / "long.toml"
+    path.write_text('duration = 1e8\n[services.api.traffic]\nrate = 0\n[services.api.endpoints.e]\n')
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["spiralsim: error: bucket: about 1e+308 buckets to record (duration / bucket, limit 1e+06);"
+    assert err == ["spiralsim: error: bucket: about 1e+08 buckets to record (duration / bucket, limit 1e+06);"
                    " set a longer bucket or a shorter duration"]
     assert not (tmp_path / "out").exists()

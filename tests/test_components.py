@@ -118,13 +118,31 @@ def test_max_inflight_sheds_with_503():
     assert c["failures_shed"].sum() == 40 - 3
 
 
+def fifo_loop_latencies(arrivals: list[float], cost: float, reply_after: float) -> list[float]:
+    """The textbook answer for one event loop served first come first served: each request's
+    CPU (`cost`) is booked when it arrives, its query's result `reply_after` its CPU ends is
+    booked when it comes back (no cost), behind all work booked before it."""
+    free, ends, latencies = 0.0, [], []
+    for a in arrivals:
+        free = max(a, free) + cost
+        ends.append(free)
+    for a, end in zip(arrivals, ends):
+        back = end + reply_after
+        booked = max([e for x, e in zip(arrivals, ends) if x <= back], default=0.0)
+        latencies.append(max(back, booked) - a)
+    return latencies
+
+
 def test_pod_cpu_is_first_come_first_served_on_one_core():
-    # 40 requests of 200 ms event-loop CPU each, every 125 ms: the loop is the bottleneck.
-    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=0",
-                        "services.api.pod.cpu_per_request=200ms"))
+    # 40 requests of 200 ms event-loop CPU each, every 125 ms: the loop is the bottleneck. A result
+    # (1 ms after its CPU) waits behind every request that reached the loop before it came back.
+    c = totals(scenario(TEXTBOOK, "services.api.endpoints.q.statement_wait=1ms",
+                        "services.api.pod.cpu_per_request=200ms", "services.api.pool.max=40",
+                        "services.api.pod.warm_connections=40"))
     assert c["successes"].sum() == 40
-    # Request k (from 0) starts its CPU at 0.125 + 0.2 k, arrived at 0.125 (k + 1): latency 0.2 + 0.075 k.
-    assert c["latency_sum"].sum() == pytest.approx(sum(0.2 + 0.075 * k for k in range(40)))
+    expected = fifo_loop_latencies([0.125 * (k + 1) for k in range(40)], 0.2, 0.001)
+    assert c["latency_sum"].sum() == pytest.approx(sum(expected))
+    assert sum(expected) > sum(0.2 + 0.075 * k for k in range(40)) + 40 * 0.001  # (more than the CPU queue alone)
     assert c["cpu_busy"].sum() == pytest.approx(40 * 0.2)
 
 
@@ -171,11 +189,12 @@ class DbHarness:
 
 
 def test_cores_are_shared_among_active_statements():
-    h = DbHarness(cores=1)
+    # Processor sharing as such: contention past the cores (tests/test_contention.py) off
+    h = DbHarness(cores=1, contention=False)
     h.statement(0.0, "A", cpu=1.0)
     h.statement(0.5, "B", cpu=1.0)
     assert h.run() == [(1.5, "A", "done"), (2.0, "B", "done")]
-    h = DbHarness(cores=2)
+    h = DbHarness(cores=2, contention=False)
     h.statement(0.0, "A", cpu=1.0)
     h.statement(0.5, "B", cpu=1.0, wait=0.25)
     h.statement(0.5, "C", cpu=1.0)
@@ -186,7 +205,7 @@ def test_cores_are_shared_among_active_statements():
 
 
 def test_statement_timeout_cancels_and_frees_the_core():
-    h = DbHarness(cores=1, statement_timeout=1.0)
+    h = DbHarness(cores=1, statement_timeout=1.0, contention=False)  # processor sharing as such
     h.statement(0.0, "A", cpu=5.0)
     h.statement(0.0, "B", cpu=0.25)
     h.statement(2.0, "C", cpu=0.0, wait=3.0)

@@ -164,24 +164,31 @@ def test_not_ready_correction_only_on_scale_up():
     assert (d.desired, d.ratio) == (1, 0.2)
 
 
-def test_not_ready_correction_is_cpu_only():
-    # inflight 6 per ready pod vs 2: ratio 3, on the 2 ready pods: ceil(2 x 3) = 6 (no 0 % pods)
+def test_unready_pods_count_at_0_for_a_pods_metric_too():
+    # calcPlainMetricReplicas sets unready (Pending) pods aside for every metric type:
+    # inflight 6 per ready pod vs 2: ratio 3; with the 2 unready at 0: 12 / 4 = 3 per pod -> 1.5; ceil(4 x 1.5) = 6
     d = hpa(signal="inflight", target=2).decide(0.0, obs(4, 6.0, ready=2, not_ready=2))
-    assert (d.desired, d.ratio) == (6, 3.0)
+    assert (d.desired, d.ratio) == (6, 1.5)
 
 
 def test_never_scales_against_the_signal():
-    # pool_waiting 3 per ready pod vs 2: ratio 1.5, 2 ready of 8: ceil(2 x 1.5) = 3 < 8 -> keep 8
-    d = hpa(signal="pool_waiting", target=2).decide(0.0, obs(8, 3.0, ready=2, not_ready=6))
+    # pool_waiting 4 per ready pod vs 2, 2 ready and 1 unready of 8 replicas (5 not created yet):
+    # ratio 2; 8 / 3 pods / 2 = 1.333; ceil(3 x 1.333) = 4 < 8 -> keep 8
+    d = hpa(signal="pool_waiting", target=2).decide(0.0, obs(8, 4.0, ready=2, not_ready=1))
     assert (d.desired, d.recommendation) == (8, 8)
     assert d.reason.startswith("no change: scale-up wanted")
 
 
 # ---- latency signals, no data ---------------------------------------------------------------------
 
-def test_latency_uses_current_as_n():
-    # p99 0.3 s vs 200 ms: ratio 1.5; service-wide, so N = current 4 (2 ready): ceil(4 x 1.5) = 6
+def test_latency_multiplies_the_ready_pods():
+    # an Object metric (getUsageRatioReplicaCount): p99 0.3 s vs 200 ms: ratio 1.5 x the 2 Running and
+    # Ready pods of 4 = 3: a recommendation below the 4 replicas, held by the first sync's 4
     d = hpa(signal="latency_p99", target="200ms").decide(0.0, obs(4, 0.3, ready=2, not_ready=2))
+    assert (d.desired, d.recommendation, d.reason) == (4, 3, "held by scale-down stabilization "
+                                                         "(highest recommendation in 300 s: 4; wanted 3)")
+    # all 4 ready: ceil(4 x 1.5) = 6
+    d = hpa(signal="latency_p99", target="200ms").decide(0.0, obs(4, 0.3))
     assert (d.desired, d.reason) == (6, "scale up")
     # latency_mean 0.05 s vs 200 ms: ratio 0.25; ceil(4 x 0.25) = 1
     d = hpa(signal="latency_mean", target="200ms", scale_down_stabilization=0).decide(0.0, obs(4, 0.05))

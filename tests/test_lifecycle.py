@@ -25,7 +25,7 @@ def test_crash_loop_backoff_doubles_to_five_minutes():
                                   "schedule": [{"at": "10s", "replicas": 2}]}}}))
     world.run()
     crashes = events(world, "pod_crash")
-    delays = [10, 20, 40, 80, 160, 300, 300, 300]
+    delays = [0, 10, 20, 40, 80, 160, 300, 300, 300]  # the kubelet: at once, then 10 s doubling to 300 s
     # Crash k: starting 10 s, one refused connect 30 ms, then the back-off before the next start.
     expected, t = [], 10 + 10 + 0.03
     for d in delays:
@@ -39,13 +39,13 @@ def test_crash_loop_backoff_doubles_to_five_minutes():
 def test_crash_loop_backoff_resets_after_ten_minutes_running():
     world = World(scenario(LIFECYCLE, "services.api.pod.startup=10s", duration="800s"))
     pod = world.services["api"].pods[0]
-    Timer(world.env, 700.0, lambda _t: pod.crash("test"))   # ran 700 s: back-off 10 s
-    Timer(world.env, 730.0, lambda _t: pod.crash("test"))   # restarted at 710, ran 20 s: 20 s
+    Timer(world.env, 700.0, lambda _t: pod.crash("test"))   # its first crash: restarted at once
+    Timer(world.env, 730.0, lambda _t: pod.crash("test"))   # restarted at 700, ran 30 s: 10 s
     world.run()
-    assert events(world, "pod_crash") == [(700.0, "api-0 crashed: test; restart in 10 s"),
-                                          (730.0, "api-0 crashed: test; restart in 20 s")]
-    assert events(world, "pod_ready") == [(720.0, "api-0 ready (0 connections open)"),
-                                          (760.0, "api-0 ready (0 connections open)")]
+    assert events(world, "pod_crash") == [(700.0, "api-0 crashed: test; restart in 0 s"),
+                                          (730.0, "api-0 crashed: test; restart in 10 s")]
+    assert events(world, "pod_ready") == [(710.0, "api-0 ready (0 connections open)"),
+                                          (750.0, "api-0 ready (0 connections open)")]
 
 
 def test_a_crash_fails_every_attempt_in_flight_and_frees_their_slots():
@@ -97,7 +97,7 @@ def test_warm_up_that_fails_halfway_closes_what_it_opened():
                                   "schedule": [{"at": "5s", "replicas": 2}]}}}))
     world.run()
     assert events(world, "pod_crash") == [
-        (15.03, "api-1 crashed: could not open its 3 connections at start (too_many_clients); restart in 10 s")]
+        (15.03, "api-1 crashed: could not open its 3 connections at start (too_many_clients); restart in 0 s")]
     assert world.database.held == 3
     assert world.recorder.services["api"].connects[15] == 2 and world.recorder.services["api"].closes[15] == 2
 

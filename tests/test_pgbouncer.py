@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import simpy
-from builders import SESSION_SERVICE, SESSIONS, merge, scenario
+from builders import FREE_CONNECTS, SESSION_SERVICE, SESSIONS, merge, scenario
 from shipped import run
 from test_theory import assert_close, batched, erlang_c, mean_estimate, mmc_wait, ratio_estimate
 
@@ -30,7 +30,7 @@ class Harness:
     def __init__(self, db: dict | None = None, pool: dict | None = None, **bouncer):
         self.env = simpy.Environment()
         self.rec = Recorder(1000.0, 1.0, ["api"], 100)
-        self.db = Database(self.env, DatabaseConfig(**(db or {})), self.rec)
+        self.db = Database(self.env, DatabaseConfig(**{**FREE_CONNECTS, **(db or {})}), self.rec)
         self.series = series = self.rec.services["api"]
         self.bouncer = PgBouncer(self.env, PgBouncerConfig(**bouncer), self.db, series, "api")
         self.pool = Pool(self.env, PoolConfig(**{"max": 5, "idle_timeout": 0, **(pool or {})}), self.bouncer,

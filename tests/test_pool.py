@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import simpy
+from builders import FREE_CONNECTS
 
 from spiralsim.metrics import Recorder
 from spiralsim.model.database import FULL_TEXT, RESERVED_TEXT, Database
@@ -16,7 +17,7 @@ class Harness:
     def __init__(self, db: dict | None = None, **pool):
         self.env = simpy.Environment()
         self.rec = Recorder(1000.0, 1.0, ["api"], 100)
-        self.db = Database(self.env, DatabaseConfig(**(db or {})), self.rec)
+        self.db = Database(self.env, DatabaseConfig(**{**FREE_CONNECTS, **(db or {})}), self.rec)
         series = self.rec.services["api"]
         self.pool = Pool(self.env, PoolConfig(**pool), self.db, series,
                          series.pod_level("waiting"), series.pod_level("in_use"), "api")

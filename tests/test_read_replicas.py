@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import simpy
-from builders import TEXTBOOK, scenario
+from builders import FREE_CONNECTS, TEXTBOOK, scenario
 from shipped import run
 
 from spiralsim import simulate
@@ -94,7 +94,7 @@ def test_a_pods_gauges_count_the_waiters_of_all_its_pools():
     rec = Recorder(100.0, 1.0, ["api"], 100, replicas=1)
     series = rec.services["api"]
     waiting, in_use = series.pod_level("waiting"), series.pod_level("in_use")
-    config = DatabaseConfig()
+    config = DatabaseConfig(**FREE_CONNECTS)
     primary = Pool(env, PoolConfig(max=1), Database(env, config, rec), series, waiting, in_use, "api")
     replica = Pool(env, PoolConfig(max=1), Database(env, config, rec, 1), series, waiting, in_use, "api")
     noop = lambda *_: None  # noqa: E731
@@ -181,20 +181,20 @@ def test_two_replicas_keep_the_primary_quiet():
     assert s["outcome"] == "stable"
     assert _figures(s) == {"failed": 0, "refused": 0, "pods": 4, "crashes": 0, "primary_peak": 20,
                            "primary_refused": 0, "primary_cpu": 0.079, "replica_peak": 29, "replica_refused": 0}
-    assert s["database"]["replicas"]["peak_cpu"] == 0.795
+    assert s["database"]["replicas"]["peak_cpu"] == 0.797
     assert s["services"]["api"]["p99_ms"]["during"] < 100
 
 
 def test_without_replicas_the_primary_spirals_into_its_limit():
     s = run(SCENARIO, "database.read_replicas=0", "services.api.endpoints.browse.reads=false").summary
-    assert _figures(s) == {"failed": 69245, "refused": 12311, "pods": 12, "crashes": 3, "primary_peak": 97,
-                           "primary_refused": 24979, "primary_cpu": 1.0, "replica_peak": 0, "replica_refused": 0}
+    assert _figures(s) == {"failed": 78088, "refused": 777, "pods": 12, "crashes": 4, "primary_peak": 97,
+                           "primary_refused": 9175, "primary_cpu": 1.0, "replica_peak": 0, "replica_refused": 0}
 
 
 def test_one_replica_takes_the_spiral_and_refuses_while_the_primary_has_room():
     s = run(SCENARIO, "database.read_replicas=1").summary
-    assert _figures(s) == {"failed": 64097, "refused": 14227, "pods": 12, "crashes": 0, "primary_peak": 39,
-                           "primary_refused": 0, "primary_cpu": 0.079, "replica_peak": 97, "replica_refused": 28354}
+    assert _figures(s) == {"failed": 73986, "refused": 1523, "pods": 12, "crashes": 0, "primary_peak": 40,
+                           "primary_refused": 0, "primary_cpu": 0.08, "replica_peak": 97, "replica_refused": 14512}
     description = " ".join(run(SCENARIO).scenario.description.split())
-    for figure in ("69,245", "24,979", "12,311", "28,354", "64,097", "14,227", "at most 29 connections"):
+    for figure in ("78,088", "9,175", "777", "14,512", "73,986", "1,523", "at most 29 connections"):
         assert figure in description

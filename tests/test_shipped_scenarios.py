@@ -126,7 +126,7 @@ OUTCOMES = {
     "db_restart": "recovered", "idle_in_transaction": "stuck", "leak": "stuck", "push_spike": "recovered",
     "retry_storm": "metastable", "shared_database": "recovered", "slow_query": "recovered",
     "pgbouncer": "recovered", "serverless": "stuck", "background_jobs": "recovered", "sane_defaults": "recovered",
-    "read_replicas": "stable",
+    "read_replicas": "stable", "liveness_spiral": "recovered",
 }
 
 
@@ -138,7 +138,10 @@ def test_push_spike_recovered_before_the_spike_ended_and_tells_its_impact():
     s = run(Path("scenarios/push_spike.toml")).summary
     assert s["recovery_s"] < 0  # healthy again 15 s before the 90 s of 800 req/s were over
     api = s["services"]["api"]["impact"]
-    assert api["slow"] > 30 * api["failed"]  # most of the damage is requests that hung, then succeeded
+    # most of the damage is requests that hung, then succeeded; those that failed waited out the pool's queue
+    assert api["slow"] > api["failed"] > 0
+    failures = {k: n for k, n in s["services"]["api"]["failures"].items() if n}
+    assert failures == {"acquire_timeout": api["failed"]}
     assert api["settled_s"] > api["end_s"]  # crash loops and the database outlive the impact
 
 

@@ -257,6 +257,9 @@ bucket = "5s"
 max_connections = 50
 cores = 2
 connect_time = "20ms"
+connect_cpu = 0  # a connect takes exactly connect_time: the pool's Little's law below counts on it
+refused_connect_cpu = 0
+accept_rate = 0
 
 [services.api.traffic]
 rate = 80

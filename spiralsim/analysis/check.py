@@ -1,7 +1,7 @@
 """`spiralsim check`: the article's rules on a scenario's settings, before any simulation.
 
 One function per rule, listed in `RULES`: the connection and settings rules here, the
-rules about time (timeouts, retries, Little's law) in `check_time.py`, what a finding is
+rules about time (timeouts, retries, Little's law, the event loops' load) in `check_time.py`, what a finding is
 in `finding.py`. Each returns its findings: one per service it concerns, or one for the
 whole system (service ""), each a line with the numbers and the article's reason. The
 connection rules read `arithmetic(scenario)`, the numbers of the report's sentence and of
@@ -15,7 +15,8 @@ clients than servers or past max_client_conn, an orphaning endpoint with no
 idle-in-transaction backstop), `warn` where it gives advice the settings ignore (a
 statement_timeout, the idle-in-transaction backstop, an acquire timeout of at most 5 s)
 or where only the autoscaler or an incident takes a service past its pools (Little's
-law), `ok` otherwise. `spiralsim check` exits 1 when any finding fails.
+law) or its event loops, `ok` otherwise; a load past every event loop the pods can
+have fails. `spiralsim check` exits 1 when any finding fails.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Callable
 
 from ..scenario import Scenario
 from .arithmetic import Arithmetic, arithmetic, reads
-from .check_time import BUFFER_S, little_law, retries_hold_slots, timeouts_in_order
+from .check_time import BUFFER_S, event_loop, little_law, retries_hold_slots, timeouts_in_order
 from .finding import FAIL, OK, WARN, Finding, duration, pods
 
 __all__ = ["ACQUIRE_MAX_S", "BUFFER_S", "FAIL", "OK", "RULES", "WARN", "Finding", "Rule", "check"]
@@ -218,6 +219,8 @@ RULES: tuple[Rule, ...] = (
          f" {BUFFER_S:g} s < upstream_timeout and < client timeout", timeouts_in_order),
     Rule("little_law", "rate x hold time <= the connections the pods hold, at the base rate, each phase and each "
          "slow_queries incident", little_law),
+    Rule("event_loop", "rate x event-loop CPU per request (cpu_per_request + statements x query_result_cpu) <= the "
+         "pods' event loops, one core each, at the base rate and each phase", event_loop),
     Rule("acquire_timeout", "pool.acquire_timeout > 0 (fails) and <= 5 s (warns)", _acquire_timeout),
     Rule("statement_timeout", "database.statement_timeout > 0", _statement_timeout),
     Rule("idle_in_transaction_timeout", "database.idle_in_transaction_session_timeout > 0 (fails when an "

@@ -187,3 +187,48 @@ def little_law(sc: Scenario, a: Arithmetic) -> list[Finding]:
                                {"when": when, "rate": rate, "hold_s": round(hold, 6), "concurrency": round(need, 6),
                                 "pods": n, "connections": have, "most": most}))
     return out
+
+
+# ---------------------------------------------------------------- the event loop
+
+
+def loop_cpu_s(svc: ServiceConfig) -> float:
+    """Event-loop CPU seconds per request: its own, and one result per statement (mean over the mix)."""
+    total = sum(ep.weight for ep in svc.endpoints.values())
+    statements = sum(ep.weight / total * ep.statements for ep in svc.endpoints.values())
+    return svc.pod.cpu_per_request + statements * svc.pod.query_result_cpu
+
+
+def event_loop(sc: Scenario, a: Arithmetic) -> list[Finding]:
+    """Per service and point in time: rate x event-loop CPU per request against the pods' loops (one core each)."""
+    share, out = sc.analysis.pool_saturation_share, []
+    for name, svc in sc.services.items():
+        if svc.serverless is not None:
+            continue  # one request per instance: its loop never queues requests
+        cpu = loop_cpu_s(svc)
+        for when, t, rate, _, incident in _points(sc, name, svc):
+            if incident:
+                continue  # a slow query holds a connection, not the loop
+            n = _replicas_at(svc, t)
+            most = svc.autoscaler.max_replicas if svc.autoscaler is not None else n
+            need = rate * cpu
+            its = "its pod's" if n == 1 else f"its {n} pods'"
+            if need > most:
+                status, why = FAIL, (f"more than the event loops of {most} pod{'' if most == 1 else 's'} can run"
+                                     " (one core each)"
+                                     + (f", even at the autoscaler's {most}" if most > n else "")
+                                     + ": the loops fall behind, and every result, release, timer and probe with them")
+            elif need > n:
+                status, why = WARN, (f"more than {its} event loops: only the autoscaler's pods (up to {most})"
+                                     f" serve it, once started")
+            elif need > share * n:
+                status, why = WARN, (f"above {share:.0%} of {its} event loops: the lag a timer sees grows as"
+                                     f" rho / (1 - rho), and a liveness probe's timeout is near")
+            else:
+                status, why = OK, f"within {its} event loops"
+            out.append(Finding("event_loop", name, status,
+                               f"{name} at {when}: {rate:g} req/s x {duration(cpu)} of event-loop CPU = {need:.3g}"
+                               f" core{'' if need == 1 else 's'}, {why}",
+                               {"when": when, "rate": rate, "cpu_s": round(cpu, 9), "cores": round(need, 6),
+                                "pods": n, "most": most}))
+    return out

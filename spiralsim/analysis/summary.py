@@ -130,6 +130,7 @@ def _service_summary(scenario: Scenario, rec: Recording, name: str, series: dict
         "peak_pool_waiting": _count(np.max(c["pool_waiting_peak"], initial=0.0)),
         "pods_max": _count(pods_max),
         "crashes": int(s.crashes),
+        "liveness_restarts": sum(1 for e in rec.events if e.kind == "liveness_restart" and e.service == name),
         "peak_db_connections": _count(np.max(c["db_connections_peak"], initial=0.0)),
         **_trouble(c),
     }

@@ -8,7 +8,7 @@ from ..vocabulary import FAILURE_KINDS, REFUSED_AT_ONCE, TROUBLE_COUNTERS
 
 GAUGES = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
-    "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "requests_open",
+    "pods_warming", "pods_crashloop", "pods_terminating", "inflight", "requests_open", "pods_unready",
 )
 #: PgBouncer's gauges, as SHOW POOLS names them (0 for a service without PgBouncer).
 PGBOUNCER_GAUGES = ("cl_active", "cl_waiting", "sv_active", "sv_idle")
@@ -65,6 +65,10 @@ def _service_columns(rec: Recording, name: str, safe_len: np.ndarray) -> dict[st
     pods = col["pods_ready"] + col["pods_warming"] + col["pods_terminating"]
     with np.errstate(invalid="ignore", divide="ignore"):
         col["pod_cpu"] = np.where(pods > 0, c["cpu_busy"] / (safe_len * np.maximum(pods, 1e-12)), 0.0)
+        capacity = s.pool_max * pods  # what the pods that have pools may hold
+        col["pool_utilization"] = np.where(capacity > 0, col["pool_in_use"] / np.maximum(capacity, 1e-12), 0.0)
+    col["event_loop_lag_ms"] = _mean_ms(c["loop_lag_sum"], c["loop_lag_samples"])
+    col["event_loop_lag_max_ms"] = 1000 * c["loop_lag_max"]
     for k in TROUBLE_COUNTERS:
         col[k] = c[k]
     col["lock_wait_mean_ms"] = _mean_ms(c["lock_wait_sum"], c["lock_waits_done"])
@@ -102,6 +106,8 @@ def _database_columns(rec: Recording, safe_len: np.ndarray) -> dict[str, np.ndar
         "db_abandoned_transactions": db["orphans_open_area"] / safe_len,
         "db_idle": np.maximum(conn - active - iit, 0.0),
         "db_cpu": db["busy_cores_area"] / safe_len,
+        "db_connect_cpu": db["connect_cpu"] / safe_len,
+        "db_refused_connect_cpu": db["refused_connect_cpu"] / safe_len,
         "db_refused_connects": db["refused"],
     }
 

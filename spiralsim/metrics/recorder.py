@@ -23,6 +23,7 @@ SERVICE_COUNTERS = (
     "arrivals", "attempts", "retries", "successes", "completions", "wasted",
     "connects", "refused_connects", "latency_sum", "acquires", "acquire_wait_sum",
     "cpu_busy", "closes", "queued", "slow", "retries_denied",
+    "loop_lag_sum", "loop_lag_samples", "loop_lag_max",  # the pods' event-loop lag, sampled (the max: a max)
 ) + tuple("attempts_" + k for k in REFUSED_AT_ONCE) + TROUBLE_COUNTERS + ("lock_waits_done", "lock_wait_sum")
 SERVICE_LEVELS = (
     "pool_total", "pool_idle", "pool_waiting", "pods_ready", "pods_starting",
@@ -34,6 +35,7 @@ SERVICE_LEVELS = (
     "instances_frozen",     # serverless: idle instances, frozen between requests
     "pool_frozen",          # the connections those hold open (counted when they froze)
     "cl_active", "cl_waiting", "sv_active", "sv_idle",  # PgBouncer's SHOW POOLS (0 without one)
+    "pods_unready",         # ready pods a failed readiness probe took out of the balancer
 )
 #: `iit_oldest_since` holds when the oldest session idle in transaction became so (-1: none).
 DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores", "orphans_open", "iit_oldest_since")
@@ -58,6 +60,7 @@ class ServiceSeries:
         self.pods: dict[str, list[Level]] = {k: [] for k in POD_LEVELS}  # one gauge per pod
         self.crashes = 0
         self.first_failure: set[str] = set()
+        self.pool_max = 0  # connections one pod's pools may hold (pool.max x its pools), set by its service
 
     def pod_level(self, kind: str) -> Level:
         """A new gauge of one pod (`waiting` or `in_use`), kept beside the service's."""
@@ -67,12 +70,15 @@ class ServiceSeries:
 
 
 class DatabaseSeries:
-    """One database server's gauges and refused connects per bucket (the primary's, or a read replica's)."""
+    """One database server's gauges, refused connects and connects' CPU per bucket (the primary's, or a
+    read replica's); the CPU as a share of its cores, in the bucket the backend started."""
 
     def __init__(self, n_buckets: int, bucket: float):
         for g in DB_LEVELS:
             setattr(self, g, Level(n_buckets, bucket))
         self.refused = zeros(n_buckets + 1)
+        self.connect_cpu = zeros(n_buckets + 1)          # core-seconds / cores, connects that got a slot
+        self.refused_connect_cpu = zeros(n_buckets + 1)  # the same, refused connects
 
 
 class Recorder:
@@ -126,14 +132,14 @@ class Recorder:
             hist = np.frombuffer(s.hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
             stmt_hist = np.frombuffer(s.stmt_hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
             per_service[name] = ServiceRecording(name, cols, hist, s.crashes, pod_in_use=pods["in_use"]["sample"],
-                                                 stmt_hist=stmt_hist)
+                                                 stmt_hist=stmt_hist, pool_max=s.pool_max)
         events = sorted(self.events, key=lambda e: e.time)  # stable: same-time order kept
         bucket_len = np.minimum(self.bucket, end - np.arange(n) * self.bucket).clip(min=0.0)
         return Recording(self.bucket, n, end, bucket_len, per_service, self._db_cols(self.db, end),
                          self.max_connections, events, [self._db_cols(r, end) for r in self.replicas])
 
     def _db_cols(self, db: DatabaseSeries, end: float) -> dict[str, np.ndarray]:
-        """One server's gauges (area, peak, sample), closed at `end`, and its refused connects."""
+        """One server's gauges (area, peak, sample), closed at `end`, its refused connects and connects' CPU."""
         n = self.n_buckets
         cols = {}
         for g in DB_LEVELS:
@@ -142,20 +148,21 @@ class Recorder:
             cols[g + "_area"] = np.frombuffer(lv.area, dtype=np.float64)[:n].copy()
             cols[g + "_peak"] = np.frombuffer(lv.peak, dtype=np.float64)[:n].copy()
             cols[g + "_sample"] = np.frombuffer(lv.sample, dtype=np.float64)[:n].copy()
-        cols["refused"] = np.frombuffer(db.refused, dtype=np.float64)[:n].copy()
+        for c in ("refused", "connect_cpu", "refused_connect_cpu"):
+            cols[c] = np.frombuffer(getattr(db, c), dtype=np.float64)[:n].copy()
         return cols
 
 
-def add_span(arr: array, inv_bucket: float, bucket: float, t0: float, t1: float) -> None:
-    """Add the seconds of [t0, t1) to each bucket they cover (busy time of a CPU)."""
+def add_span(arr: array, inv_bucket: float, bucket: float, t0: float, t1: float, sign: float = 1.0) -> None:
+    """Add the seconds of [t0, t1) to each bucket they cover (busy time of a CPU); `sign` -1 takes them back."""
     b0 = int(t0 * inv_bucket)
     b1 = int(t1 * inv_bucket)
     last = len(arr) - 1
     if b0 == b1 or b0 >= last:
-        arr[min(b0, last)] += t1 - t0
+        arr[min(b0, last)] += sign * (t1 - t0)
         return
-    arr[b0] += (b0 + 1) * bucket - t0
+    arr[b0] += sign * ((b0 + 1) * bucket - t0)
     for b in range(b0 + 1, min(b1, last)):
-        arr[b] += bucket
+        arr[b] += sign * bucket
     if b1 <= last - 1:
-        arr[b1] += t1 - b1 * bucket
+        arr[b1] += sign * (t1 - b1 * bucket)

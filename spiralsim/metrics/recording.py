@@ -33,6 +33,7 @@ class ServiceRecording:
     pod_in_use: np.ndarray  # (pods ever created, n_buckets): each pod's connections checked out at each bucket's end
     open_requests: int = 0  # requests the model still held open at the end (conservation check)
     stmt_hist: np.ndarray | None = None  # (n_buckets, HIST_BINS) its statements' times (None: not recorded)
+    pool_max: int = 0  # connections one pod's pools may hold (pool.max x its pools): pool_utilization's unit
 
 
 @dataclass

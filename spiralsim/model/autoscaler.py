@@ -1,12 +1,14 @@
 """The HPA control loop of one service: every `period`, read the signal over the
-last `window`, ask `Hpa` for a decision, apply it and log it.
+last `window`, sort the pods as the controller's `groupPods` does, ask `Hpa` for a
+decision, apply it and log it.
 
-Signals, as the HPA would get them (how each is read: `vocabulary.SIGNALS`): `cpu`
-is each ready pod's event-loop utilisation over the window (metrics-server),
-averaged; `latency_p99` and `latency_mean` are the service's, over the requests
-that ended in the window (a custom metric); `pool_waiting` and `inflight` are
-time-weighted means per ready pod. New pods start in `starting`, so the effect of
-a decision lags by the startup and warm-up.
+Each signal is the HPA metric type a team would declare for it
+(`vocabulary.SIGNALS`): `cpu` a Resource metric (metrics-server's per-pod
+event-loop utilisation); `pool_waiting`, `inflight` and `pool_utilization` Pods
+metrics (each pod's own value, exported by the app and averaged over the pods
+that have one); `latency_p99` and `latency_mean` Object metrics (the Service's,
+over the requests that ended in the window). New pods start in `starting`, so
+the effect of a decision lags by the image pull, the startup and the warm-up.
 """
 from __future__ import annotations
 
@@ -19,8 +21,13 @@ from ..metrics import HIST_BINS, Recorder, ServiceSeries, hist_percentiles
 from ..scenario import AutoscalerConfig
 from ..vocabulary import SIGNALS, Signal
 from .hpa import Decision, Hpa, Observation
-from .pod import READY, Pod
+from .pod import CRASHLOOP, STARTING, Pod
 from .timer import Timer
+
+# kube-controller-manager's --horizontal-pod-autoscaler-cpu-initialization-period (5 min): within it
+# of a pod's start, a cpu sample counts only from a ready pod, taken a whole window after it became ready
+CPU_INITIALIZATION_PERIOD_S = 300.0
+UNREADY, MISSING, COUNTED = range(3)
 
 
 class Replicas(Protocol):
@@ -38,7 +45,7 @@ def describe(signal: Signal, value: float | None) -> str:
     if value is None:
         return "no data"
     if signal.unit == "share":
-        return f"CPU {100 * value:.0f} %"
+        return f"{'CPU' if signal.name == 'cpu' else 'pool'} {100 * value:.0f} %"
     if signal.latency:
         which = signal.name.replace("latency_", "")
         return f"{which} {value * 1000:.0f} ms" if value < 1 else f"{which} {value:.1f} s"
@@ -57,6 +64,7 @@ class Autoscaler:
 
     def __init__(self, env: Environment, config: AutoscalerConfig, deployment: Replicas, service: str,
                  series: ServiceSeries, recorder: Recorder):
+        """Its first decision comes one `period` after the start."""
         self.env = env
         self.config = config
         self.signal = SIGNALS[config.signal]
@@ -66,7 +74,9 @@ class Autoscaler:
         self.series = series
         self.recorder = recorder
         self.target_text = describe_target(self.signal, config.target)
-        self.cpu_history: dict[Pod, list[tuple[float, float]]] = {}
+        # cpu samples of each running container, (time, busy seconds), keyed by the container's start
+        self.cpu_history: dict[Pod, tuple[float, list[tuple[float, float]]]] = {}
+        self.ready_seen: dict[Pod, float] = {}  # the first decision that found each pod ready (this time)
         self.decisions: list[Decision] = []
         Timer(self.env, config.period, self._tick)
 
@@ -74,9 +84,13 @@ class Autoscaler:
         now = self.env.now
         deployment = self.deployment
         live = deployment.live_pods()
-        ready = [p for p in live if p.state == READY]
-        obs = Observation(current=deployment.desired, value=self._read(now, ready), ready=len(ready),
-                          not_ready=len(live) - len(ready))
+        for pod in list(self.ready_seen):
+            if not pod.is_ready or pod not in live:
+                del self.ready_seen[pod]
+        for pod in live:
+            if pod.is_ready:
+                self.ready_seen.setdefault(pod, now)
+        obs = self._observe(now, deployment.desired, live)
         decision = self.hpa.decide(now, obs)
         self.decisions.append(decision)
         detail = (f"{describe(self.signal, decision.value)} against a target of {self.target_text}: "
@@ -92,44 +106,107 @@ class Autoscaler:
             deployment.set_replicas(decision.desired)
         Timer(self.env, self.config.period, self._tick)
 
-    def _read(self, now: float, ready: list[Pod]) -> float | None:
-        """The signal's value over the window, as `vocabulary.SIGNALS` says it is read."""
-        reads = self.signal.reads
-        if reads == "pod_cpu":
-            return self._cpu(now, ready)
-        rec = self.recorder
-        series = self.series
-        b1 = int(now * rec.inv_bucket + 1e-9)
-        b0 = max(0, b1 - max(1, round(self.config.window * rec.inv_bucket)))
-        if self.signal.latency:
-            done = sum(series.completions[b0:b1])
-            if done == 0:
-                return None
-            if reads == "latency_mean":
-                return sum(series.latency_sum[b0:b1]) / done
-            hist = np.frombuffer(series.hist, dtype=np.int64)[b0 * HIST_BINS:b1 * HIST_BINS]
-            return float(hist_percentiles(hist.reshape(-1, HIST_BINS).sum(axis=0), 0.99)[0])
-        if not ready:
-            return None
-        level = getattr(series, self.signal.name)  # a `gauge` signal is the service gauge of its name
-        level.set(now, level.value)  # integrate up to now before reading the window
-        seconds = (b1 - b0) * rec.bucket
-        return sum(level.area[b0:b1]) / seconds / len(ready)
+    def _observe(self, now: float, current: int, live: list[Pod]) -> Observation:
+        """The signal and the pods as the metric type's calculator sorts them."""
+        ready = [p for p in live if p.is_ready]
+        if not self.signal.per_pod:  # an Object metric: the Service's value, the Running and Ready pods
+            return Observation(current, self._service_value(now), len(ready))
+        values = self._cpu(now, live) if self.signal.reads == "pod_cpu" else self._pods_metric(now, live)
+        counted = [v for kind, v in values if kind == COUNTED]
+        unready = sum(1 for kind, _ in values if kind == UNREADY)
+        missing = sum(1 for kind, _ in values if kind == MISSING)
+        if not counted:  # "did not receive metrics for targeted pods": the sync fails
+            return Observation(current, None, 0, unready, missing)
+        if self.signal.reads == "gauge":  # the service-wide gauge shared out over the pods with a metric
+            mean = self._gauge(now) / len(counted)
+        else:
+            mean = sum(counted) / len(counted)
+        return Observation(current, mean, len(counted), unready, missing)
 
-    def _cpu(self, now: float, ready: list[Pod]) -> float | None:
-        """Mean over ready pods of each one's event-loop utilisation over the window."""
+    def _buckets(self, now: float) -> tuple[int, int]:
+        """The whole buckets of the last `window` before `now` (at least one)."""
+        rec = self.recorder
+        b1 = int(now * rec.inv_bucket + 1e-9)
+        return max(0, b1 - max(1, round(self.config.window * rec.inv_bucket))), b1
+
+    def _service_value(self, now: float) -> float | None:
+        """A latency of the service's requests that ended in the window (none ended: no data)."""
+        series = self.series
+        b0, b1 = self._buckets(now)
+        done = sum(series.completions[b0:b1])
+        if done == 0:
+            return None
+        if self.signal.reads == "latency_mean":
+            return sum(series.latency_sum[b0:b1]) / done
+        hist = np.frombuffer(series.hist, dtype=np.int64)[b0 * HIST_BINS:b1 * HIST_BINS]
+        return float(hist_percentiles(hist.reshape(-1, HIST_BINS).sum(axis=0), 0.99)[0])
+
+    def _gauge(self, now: float) -> float:
+        """The service gauge named as the signal: its time-weighted mean over the window."""
+        level = getattr(self.series, self.signal.name)
+        level.set(now, level.value)  # integrate up to now before reading the window
+        b0, b1 = self._buckets(now)
+        return sum(level.area[b0:b1]) / ((b1 - b0) * self.recorder.bucket)
+
+    def _pods_metric(self, now: float, live: list[Pod]) -> list[tuple[int, float]]:
+        """A Pods metric: a pod still pulling its image is unready (Pending); one that is not ready has none
+        (its app does not serve its metrics yet, or has died); a ready one has its own value."""
+        out: list[tuple[int, float]] = []
+        for pod in live:
+            if pod.state == STARTING and now < pod.container_at:
+                out.append((UNREADY, 0.0))
+            elif not pod.is_ready:
+                out.append((MISSING, 0.0))
+            elif self.signal.reads == "pool_utilization":
+                out.append((COUNTED, self._pool_utilization(now, pod)))
+            else:
+                out.append((COUNTED, 0.0))  # the gauge's share, computed once for all
+        return out
+
+    def _pool_utilization(self, now: float, pod: Pod) -> float:
+        """One pod's connections in use (checked out or being opened) over its pools' `max`, time-weighted
+        over the window, at most 1."""
+        level = pod.in_use_level
+        level.set(now, level.value)
+        b0, b1 = self._buckets(now)
+        in_use = sum(level.area[b0:b1]) / ((b1 - b0) * self.recorder.bucket)
+        capacity = pod.wiring.pool_config.max * (1 + len(pod.read_pools))
+        return min(1.0, in_use / capacity) if capacity > 0 else 0.0
+
+    def _cpu(self, now: float, live: list[Pod]) -> list[tuple[int, float]]:
+        """metrics-server's cpu and the Resource rules of `groupPods`: Pending is unready; a container that
+        is not running (crash-looping) or has no sample span yet is missing; within the initialization
+        period a pod counts only once ready for a whole window; after it, only a pod never ready is unready."""
         window = self.config.window
-        values = []
-        for pod in ready:
-            history = self.cpu_history.setdefault(pod, [])
-            busy = pod.cpu_busy_until(now)
-            history.append((now, busy))
+        out: list[tuple[int, float]] = []
+        running = set()
+        for pod in live:
+            if pod.state == STARTING and now < pod.container_at:
+                out.append((UNREADY, 0.0))
+                continue
+            if pod.state == CRASHLOOP:
+                out.append((MISSING, 0.0))
+                continue
+            running.add(pod)
+            start, history = self.cpu_history.get(pod, (None, []))
+            if start != pod.started_at:
+                history = []
+                self.cpu_history[pod] = (pod.started_at, history)
+            history.append((now, pod.cpu_busy_until(now)))
             while len(history) > 1 and history[1][0] <= now - window + 1e-9:
                 history.pop(0)
             t0, busy0 = history[0]
-            if now - t0 > 0:
-                values.append(min(1.0, (busy - busy0) / (now - t0)))
+            if now - t0 <= 0:
+                out.append((MISSING, 0.0))
+                continue
+            value = min(1.0, (history[-1][1] - busy0) / (now - t0))
+            seen = self.ready_seen.get(pod)
+            if now < pod.pod_start + CPU_INITIALIZATION_PERIOD_S:
+                unready = seen is None or now - seen < window - 1e-9
+            else:
+                unready = not pod.is_ready and not pod.ever_ready
+            out.append((UNREADY, 0.0) if unready else (COUNTED, value))
         for pod in list(self.cpu_history):
-            if pod not in ready:
+            if pod not in running:
                 del self.cpu_history[pod]
-        return sum(values) / len(values) if values else None
+        return out

@@ -41,7 +41,8 @@ class Connection:
     """One physical connection of a pool, and what the server knows of its session:
     `tx` (an open transaction), `iit` (idle in transaction), `stmt` (a running statement),
     `dead` (the server ended it; the client may not know yet), `leaked` (never released),
-    `role` (a SET ROLE left on the session by a request that did not RESET it).
+    `role` (a SET ROLE left on the session by a request that did not RESET it), `last_io` (when the
+    server last heard from the client: its connect or its last statement's end; for keepalive).
 
     `server` is the connection whose session its statements run on: itself when it goes
     straight to the database; behind PgBouncer the server connection it is linked to,
@@ -51,7 +52,7 @@ class Connection:
 
     __slots__ = ("state", "uses", "idle_since", "idle_timer", "expired", "refusal", "series", "on_server_end",
                  "id", "tx", "iit", "iit_since", "stmt", "dead", "leaked", "dead_counted", "server", "client",
-                 "role")
+                 "role", "last_io")
 
     def __init__(self, series: ServiceSeries, on_server_end: Callable[["Connection", str], None]) -> None:
         self.state = CONNECTING
@@ -73,3 +74,4 @@ class Connection:
         self.server: Connection | None = self
         self.client: Connection | None = None
         self.role = False  # the session runs under a role a request SET and did not RESET
+        self.last_io = 0.0

@@ -1,5 +1,6 @@
 """The database's cores, shared equally among the statements in their CPU part
-(processor sharing): more concurrent statements than cores slows every one of them."""
+(processor sharing): more concurrent statements than cores slows every one of them,
+and with contention (`contention.py`) the cores deliver less in all past their count."""
 from __future__ import annotations
 
 import math
@@ -8,11 +9,13 @@ from typing import Any, Callable
 
 from simpy import Environment
 
+from .contention import usl_denominator
 from .timer import Timer
 
 
 class CpuShare:
-    """Processor sharing over `cores`: n jobs each progress at min(1, cores/n).
+    """Processor sharing over `cores`: n jobs each progress at min(1, cores/n), or with
+    contention (`sigma`, `kappa` of the USL) at `contention.share(n, ...)` past the cores.
 
     Virtual time V advances at that rate; a job finishes when V reaches its
     finish tag (V at arrival + work). One pending Timer, replaced when the
@@ -20,8 +23,12 @@ class CpuShare:
     """
 
     def __init__(self, env: Environment, cores: int, on_busy: Callable[[float], None],
-                 on_done: Callable[[Any], None]):
+                 on_done: Callable[[Any], None], sigma: float = 0.0, kappa: float = 0.0):
         self.env = env
+        self.sigma = sigma
+        self.kappa = kappa
+        self.contended = sigma > 0 or kappa > 0
+        self.full = cores * usl_denominator(cores, sigma, kappa)  # capacity(n) = full / D(n) past the cores
         self.on_done = on_done
         self.cores = cores
         self.n = 0
@@ -37,7 +44,7 @@ class CpuShare:
         now = self.env.now
         n = self.n
         if n and now > self.t_last:
-            self.v += (now - self.t_last) * (1.0 if n <= self.cores else self.cores / n)
+            self.v += (now - self.t_last) * (1.0 if n <= self.cores else self.rate(n))
         self.t_last = now
 
     def _reschedule(self) -> None:
@@ -50,9 +57,17 @@ class CpuShare:
             return
         tag = heap[0][0]
         n = self.n
-        rate = 1.0 if n <= self.cores else self.cores / n
+        rate = 1.0 if n <= self.cores else self.rate(n)
         self.next_tag = tag
         Timer(self.env, max(tag - self.v, 0.0) / rate, self._on_finish, self.gen)
+
+    def rate(self, n: int) -> float:
+        """Each job's speed with `n` jobs on the CPU: `contention.share`, inlined for the hot path."""
+        if n <= self.cores:
+            return 1.0
+        if self.contended:
+            return self.full / (n * (1.0 + self.sigma * (n - 1) + self.kappa * n * (n - 1)))
+        return self.cores / n
 
     def add(self, work: float, job: Any) -> None:
         """Start `work` CPU-seconds for `job`; `on_done(job)` runs when it has been served."""

@@ -3,9 +3,12 @@ A read replica is another `Database` with the same settings and a recording of i
 
 A statement's CPU part is served by `cores` shared among the active statements
 (processor sharing: more concurrent statements than cores slows every one of
-them), its wait part (I/O, locks) is a plain delay. Slots: apps may hold at most
+them; with `contention`, past the cores they get less done in all: `contention.py`),
+its wait part (I/O, locks) is a plain delay. Slots: apps may hold at most
 max_connections - superuser_reserved_connections - other_connections; one more
-connect is refused with SQLSTATE 53300 after costing the connect time.
+connect is refused with SQLSTATE 53300 after costing the connect time. Every
+connect, refused or not, queues for the postmaster and costs the cores the
+backend's start (`postmaster.py`).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from ..metrics import HIST_BINS, DatabaseSeries, Recorder, ServiceSeries, hist_b
 from ..scenario import DatabaseConfig
 from .connection import Connection
 from .cpu_share import CpuShare
+from .keepalive import Keepalive
+from .postmaster import BackendStart, Postmaster
 from .sessions import ADMIN_TEXT, Sessions, Transaction
 from .timer import Deadline, Timer
 
@@ -70,10 +75,16 @@ class Database:
         self.other = config.other_connections
         self.statement_timeout = config.statement_timeout
         self.held = 0  # app connections (established or being set up)
-        self.cpu = CpuShare(env, config.cores, self._on_busy, self._after_cpu)
+        usl = (config.contention_sigma, config.contention_kappa) if config.contention else (0.0, 0.0)
+        self.cpu = CpuShare(env, config.cores, self._on_busy, self._after_cpu, *usl)
+        self.postmaster = Postmaster(config.accept_rate)
+        self.connect_cpu = config.connect_cpu
+        self.refused_connect_cpu = config.refused_connect_cpu
+        self.inv_cores = 1.0 / config.cores
+        self.next_cost = (self.connect_cpu, False)  # (CPU, refused) of the connect try_take_slot just decided
         self.sessions = Sessions(env, _ServerRecorder(self.series, recorder.inv_bucket) if replica else recorder,
                                  config.idle_in_transaction_session_timeout, self.free_slot, self.kill,
-                                 self.lock_released)
+                                 self.lock_released, Keepalive.of(config))
         self.first_refusal = True
         self.restarting = False      # a db_restart window: connects refused
         self.unreachable_until = 0.0  # a network_blip window: connects wait for the network
@@ -85,13 +96,17 @@ class Database:
     # --- connections -------------------------------------------------------
     def try_take_slot(self, series: ServiceSeries) -> tuple[str, str] | None:
         """Claim a slot for a new connection of `series`' service; (failure kind, server text) when refused."""
-        if self.restarting:
+        if self.restarting:  # (the postmaster forks a child to say so: no authentication)
+            self.next_cost = (self.refused_connect_cpu, True)
             return ("connection_terminated", RESTART_TEXT)
         used = self.held + self.other
-        if used >= self.max_connections:
+        if used >= self.max_connections:  # no PGPROC left: refused before authentication
+            self.next_cost = (self.refused_connect_cpu, True)
             return ("too_many_clients", FULL_TEXT)
-        if used >= self.reserved_from:
+        if used >= self.reserved_from:  # checked after authentication (postinit.c): the full cost
+            self.next_cost = (self.connect_cpu, True)
             return ("too_many_clients", RESERVED_TEXT)
+        self.next_cost = (self.connect_cpu, False)
         self.held += 1
         now = self.env.now
         self.series.connections.set(now, float(self.held + self.other))
@@ -100,9 +115,28 @@ class Database:
         return None
 
     def connect_delay(self) -> float:
-        """Seconds a connect takes from now (longer while the network is down)."""
-        wait = self.unreachable_until - self.env.now
-        return self.connect_time + (wait if wait > 0 else 0.0)
+        """Seconds the connect `try_take_slot` just decided takes from now: the wait for the network
+        (while it is down), the postmaster's queue, the backend's CPU and `connect_time` (network, TLS).
+
+        The pool fixes a connect's length when it starts (its connect timeout races it), so the
+        backend's wait for the cores is taken at their share now; its CPU itself is served in
+        `CpuShare` from its acceptance on, so the statements feel it exactly."""
+        now = self.env.now
+        arrive = self.unreachable_until if self.unreachable_until > now else now
+        accepted = self.postmaster.accept(arrive)
+        work, refused = self.next_cost
+        cpu = 0.0
+        if work > 0:
+            Timer(self.env, accepted - now, self._backend_start, (work, refused))
+            cpu = work / self.cpu.rate(self.cpu.n + 1)
+        return (accepted - now) + cpu + self.connect_time
+
+    def _backend_start(self, timer: Timer) -> None:
+        """The postmaster has forked the backend: its start and authentication take the cores."""
+        work, refused = timer.arg
+        self.cpu.add(work, BackendStart())
+        counter = self.series.refused_connect_cpu if refused else self.series.connect_cpu
+        counter[int(self.env.now * self.inv_bucket)] += work * self.inv_cores
 
     def free_slot(self, series: ServiceSeries) -> None:
         """A connection of `series`' service closed (by the pool, a crash, the server, or a failed connect)."""
@@ -144,7 +178,8 @@ class Database:
         self.restarting = False
 
     def network_drop(self, end: float) -> None:
-        """network_blip: every connection dies silently; connects wait for the network."""
+        """network_blip: every connection dies silently (the server frees each session when TCP
+        keepalive tells it: `keepalive.py`); connects wait for the network."""
         self.unreachable_until = max(self.unreachable_until, end)
         self.sessions.drop_silently()
 
@@ -197,6 +232,8 @@ class Database:
         series.lock_wait_sum[b] += self.env.now - stmt.t0
 
     def _after_cpu(self, stmt: Statement) -> None:
+        if stmt.conn is None:  # a backend's start (BackendStart): nobody waits for it
+            return
         if stmt.wait > 0:
             stmt.phase = 1
             Timer(self.env, stmt.wait, self._after_wait, stmt)
@@ -223,9 +260,11 @@ class Database:
 
     def _finish(self, stmt: Statement, error: str | None) -> None:
         stmt.phase = 2
-        stmt.conn.stmt = None
         now = self.env.now
+        conn = stmt.conn
+        conn.stmt = None
+        conn.last_io = now
         self.series.active.add(now, -1.0)
-        series = stmt.conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
+        series = conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
         series.stmt_hist[int(now * self.inv_bucket) * HIST_BINS + hist_bin(now - stmt.t0)] += 1
         stmt.done(stmt.arg, error)

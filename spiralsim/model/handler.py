@@ -18,6 +18,11 @@ statement or transaction is over (`ready`), before the pool's release.
 
 A `reads` endpoint's attempt asks the pod's pool of a read replica instead (round
 robin, `Pod.read_pool`): its statements run on that replica, never behind PgBouncer.
+
+A statement's result is handled on the pod's event loop (`query_result_cpu` of its CPU,
+after the loop's backlog), and only then is the connection released or the next
+statement sent: a busy loop holds its connections longer. The `think` timer, too,
+fires when the loop gets to it.
 """
 from __future__ import annotations
 
@@ -36,9 +41,12 @@ class Handler:
     """Runs attempts of one service; `finish(attempt, error)` is the pod's answer."""
 
     def __init__(self, env: Environment, database: Database, series: ServiceSeries, recorder: Recorder,
-                 service: str, bouncer: PgBouncer | None = None, reads: frozenset[str] = frozenset()):
-        """`reads`: the names of the endpoints whose attempts go to a read replica's pool."""
+                 service: str, bouncer: PgBouncer | None = None, reads: frozenset[str] = frozenset(),
+                 result_cpu: float = 0.0):
+        """`reads`: the names of the endpoints whose attempts go to a read replica's pool;
+        `result_cpu`: the event-loop CPU of handling one statement's result."""
         self.env = env
+        self.result_cpu = result_cpu
         self.reads = reads
         self.bouncer = bouncer  # the service's PgBouncer, if it has one
         self.db = database
@@ -113,7 +121,21 @@ class Handler:
         if req.locks and (req.locks >> i) & 1 and (conn.tx is None or not conn.tx.orphan):
             blocker = db.sessions.blocker(conn)  # (inside an orphan it holds the locks itself)
         factor = req.endpoint.slowdown(self.env.now)
-        db.execute(conn, req.work[2 * i] * factor, req.work[2 * i + 1] * factor, self._statement_done, att, blocker)
+        db.execute(conn, req.work[2 * i] * factor, req.work[2 * i + 1] * factor, self._result, att, blocker)
+
+    def _result(self, att: Attempt, error: str | None) -> None:
+        """The server answered: the pod's event loop handles the result when it gets to it."""
+        if att.gen == att.pod.gen:
+            delay = att.pod.loop.later(self.result_cpu)
+            if delay > 0:
+                att.error = error
+                Timer(self.env, delay, self._result_handled, att)
+                return
+        self._statement_done(att, error)
+
+    def _result_handled(self, timer: Timer) -> None:
+        att = timer.arg
+        self._statement_done(att, att.error)
 
     def _statement_done(self, att: Attempt, error: str | None) -> None:
         req = att.req
@@ -206,6 +228,8 @@ class Handler:
 
     def _after_think(self, timer: Timer) -> None:
         att = timer.arg
+        if att.gen == att.pod.gen and att.pod.loop.defer(self._after_think, timer):
+            return
         if att.gen != att.pod.gen:
             if att.conn is not None:
                 att.pool.release(att.conn, True)

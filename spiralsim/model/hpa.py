@@ -1,28 +1,35 @@
 """The Kubernetes HorizontalPodAutoscaler decision, one sync period at a time.
 
 Pure logic (no SimPy, no I/O): the simulator reads the signal over the window,
-builds an `Observation` and calls `Hpa.decide(now, obs)` every `period`; the
-`Decision` says what to set the deployment to and why.
+sorts the pods as the controller does, builds an `Observation` and calls
+`Hpa.decide(now, obs)` every `period`; the `Decision` says what to set the
+deployment to and why.
 
-The algorithm is the one of the Kubernetes docs and controller (facts.md §4):
+The replica calculator of kubernetes/kubernetes
+(`pkg/controller/podautoscaler/replica_calculator.go`), by metric type:
 
-- ratio = value / target; within the tolerance (|ratio - 1| <= tolerance) nothing
-  changes; otherwise the recommendation is ceil(N x ratio), with N = current
-  for a service-wide value (latency) and N = the pods the mean was taken over
-  for a per-pod mean (cpu, pool_waiting, inflight);
-- cpu only: when scaling up, the not-ready pods are counted at 0 %; if that
-  brings the ratio back inside the tolerance (or reverses it) nothing changes;
-- a recommendation never goes against the signal (ratio > 1 never scales
-  down, ratio < 1 never scales up: the controller's own guard);
-- clamp to [min_replicas, max_replicas];
-- scale up by at most max(+100 %, +4 pods) per 15 s (the default scaleUp
-  policies, selectPolicy Max, measured from the replica count at the start of
-  the 15 s, as the controller does); no scale-up stabilization;
-- scale down only to the highest recommendation of the last
-  `scale_down_stabilization` seconds (this one included). The default
-  scale-down policy (100 % per 15 s) never binds, so it is not modelled;
-- a replica count outside [min, max] (moved by something else) is brought
-  straight back to the bound, before any metric, as the controller does.
+- Resource (cpu, `GetResourceReplicas`) and Pods (`GetMetricReplicas` ->
+  `calcPlainMetricReplicas`): ratio = mean / target over the pods with a metric.
+  With no unready pod on a scale-up and no pod missing its metric: within the
+  tolerance nothing changes, else ceil(ratio x those pods). Otherwise the
+  missing pods count at the target (cpu: max(100 %, target)) on a scale-down
+  and at 0 on a scale-up, the unready pods at 0 on a scale-up, the ratio is
+  computed again over them all, and nothing changes if it falls within the
+  tolerance, changes direction, or its ceil(ratio x pods) goes against it;
+- Object, target type Value (`GetObjectMetricReplicas` ->
+  `getUsageRatioReplicaCount`): one value for the Service; within the tolerance
+  nothing changes, else ceil(ratio x the pods Running and Ready);
+- no metric at all: the controller fails the sync; nothing changes and nothing is
+  remembered (`reconcileAutoscaler`); its first sync remembers the current count
+  (`recordInitialRecommendation`).
+
+Then `horizontal.go`: a replica count outside [min, max] goes straight back to the
+bound, before any metric; the recommendation is clamped to [min, max]; scale up
+by at most max(+100 %, +4 pods) per 15 s (the default scaleUp policies,
+selectPolicy Max, from the replica count at the start of the 15 s); no scale-up
+stabilization; scale down only to the highest recommendation of the last
+`scale_down_stabilization` seconds (this one included). The default scale-down
+policy (100 % per 15 s) never binds, so it is not modelled.
 """
 from __future__ import annotations
 
@@ -41,12 +48,15 @@ SCALE_UP_PODS = 4              # Pods policy: +4 pods
 
 @dataclass(frozen=True)
 class Observation:
+    """What one sync sees: the replica count, the metric, and the pods sorted as `groupPods` does."""
+
     current: int          # the deployment's replica count now (spec.replicas)
-    value: float | None   # the signal over the window: cpu mean utilisation (0..1) over READY pods;
-                          # latency_p99/latency_mean seconds (service-wide); pool_waiting/inflight the
-                          # mean per ready pod; None when there is no data
-    ready: int            # ready pods (those with metrics)
-    not_ready: int        # pods counted in current but not ready (starting, warming, crash-looping)
+    value: float | None   # Resource/Pods: the mean over the `ready` pods (cpu 0..1, a count or a share per
+                          # pod); Object: the Service's value (seconds for a latency); None: no metric
+    ready: int            # Resource/Pods: the pods whose metric the mean is over (readyPodCount);
+                          # Object: the pods Running and Ready (getReadyPodsCount)
+    not_ready: int = 0    # unready pods, set aside: 0 on a scale-up, left out otherwise (Resource/Pods)
+    missing: int = 0      # pods without a metric: the target on a scale-down, 0 on a scale-up (Resource/Pods)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,15 @@ class Decision:
     reason: str
 
 
+def _direction(rec: int, current: int) -> str:
+    """Why a recommendation moves the count, or does not."""
+    if rec > current:
+        return "scale up"
+    if rec < current:
+        return "scale down"
+    return "no change (the recommendation is the current count)"
+
+
 def _ceil(x: float) -> int:
     """ceil, forgiving float noise: 3 x 1.2 = 3.5999999999999996 -> 4, 5.000000000000001 -> 5."""
     return math.ceil(x - EPS)
@@ -69,22 +88,29 @@ class Hpa:
     """One HPA: remembers its recent recommendations and scale-ups between calls."""
 
     def __init__(self, config: AutoscalerConfig):
+        """The settings of one `autoscaler` table; the metric type comes from its signal's row."""
         self.config = config
         self.signal: str = config.signal
-        self.latency: bool = SIGNALS[config.signal].latency    # service-wide: N is the current count
-        self.resource: bool = SIGNALS[config.signal].resource  # not-ready pods count at 0 % on a scale-up
+        self.metric: str = SIGNALS[config.signal].metric  # Resource, Pods or Object: which rules apply
         self.target: float = float(config.target)
+        # a missing pod on a scale-down: the target (Pods), 100 % of its request or the target if higher (cpu)
+        self.fallback: float = max(1.0, self.target) if self.metric == "Resource" else self.target
         self.min: int = int(config.min_replicas)
         self.max: int = int(config.max_replicas)
         self.tolerance: float = float(config.tolerance)
         self.window: float = float(config.scale_down_stabilization)
         self.recommendations: deque[tuple[float, int]] = deque()  # (time, clamped recommendation)
         self.scale_ups: deque[tuple[float, int]] = deque()        # (time, replicas added)
+        self.synced = False
 
     # ---- the decision ----------------------------------------------------------------------------
 
     def decide(self, now: float, obs: Observation) -> Decision:
+        """One sync: the replica count to set and why, as `reconcileAutoscaler` would."""
         current = obs.current
+        if not self.synced:  # recordInitialRecommendation: the first sync remembers the count it found
+            self.synced = True
+            self.recommendations.append((now, min(max(current, self.min), self.max)))
         self._forget(now)
 
         # Replicas outside [min, max]: straight back to the bound, before any metric.
@@ -95,8 +121,10 @@ class Hpa:
             side = "above" if current > self.max else "below"
             return self._set(now, current, bound, obs.value, ratio, bound,
                              f"limited by {which} ({current} replicas {side} it)")
+        if obs.value is None:  # the sync fails: no change, nothing remembered
+            return self._set(now, current, current, None, None, current, "no data")
 
-        rec, ratio, reason = self._recommend(obs)
+        rec, ratio, reason = (self._object(obs) if self.metric == "Object" else self._per_pod(obs))
         clamped = min(max(rec, self.min), self.max)
         if clamped != rec:
             which = "max_replicas" if rec > self.max else "min_replicas"
@@ -121,39 +149,49 @@ class Hpa:
             desired = current
         return self._set(now, current, desired, obs.value, ratio, clamped, reason)
 
-    def _recommend(self, obs: Observation) -> tuple[int, float | None, str]:
-        """The metric's recommendation (not yet clamped), the ratio used and why."""
+    def _within(self, ratio: float) -> bool:
+        return abs(ratio - 1.0) <= self.tolerance + EPS
+
+    def _object(self, obs: Observation) -> tuple[int, float, str]:
+        """An Object metric with a Value target (getUsageRatioReplicaCount): the ready pods x the ratio."""
         current = obs.current
-        if obs.value is None:
-            return current, None, "no data"
         ratio = obs.value / self.target
-        if self.latency:
-            pods = current                                   # a service-wide value: scale the whole deployment
-        else:
-            pods = obs.ready                                 # a mean over the ready pods
-        if self.resource and ratio > 1.0 and obs.not_ready > 0:
-            # Scaling up with not-ready pods: count them at 0 % and look again.
-            pods = obs.ready + obs.not_ready
-            corrected = obs.value * obs.ready / pods
-            raw, ratio = ratio, corrected / self.target
-            if ratio <= 1.0 + self.tolerance + EPS:
-                return current, ratio, (f"not-ready pods at 0 % cancel the scale-up ({obs.not_ready} not ready;"
-                                        f" ratio {raw:.3f} -> {ratio:.3f})")
-        if abs(ratio - 1.0) <= self.tolerance + EPS:
+        if self._within(ratio):
             return current, ratio, "within tolerance"
-        rec = _ceil(pods * ratio)
-        # The controller's guard: never move against the signal (possible when few pods are ready).
-        if ratio > 1.0 and rec < current:
-            return current, ratio, (f"no change: scale-up wanted but ceil({pods} x {ratio:.3f}) = {rec}"
-                                    f" is below the {current} replicas")
-        if ratio < 1.0 and rec > current:
-            return current, ratio, (f"no change: scale-down wanted but ceil({pods} x {ratio:.3f}) = {rec}"
-                                    f" is above the {current} replicas")
-        if rec > current:
-            return rec, ratio, "scale up"
-        if rec < current:
-            return rec, ratio, "scale down"
-        return rec, ratio, "no change (the recommendation is the current count)"
+        rec = _ceil(ratio * obs.ready)
+        return rec, ratio, _direction(rec, current)
+
+    def _per_pod(self, obs: Observation) -> tuple[int, float, str]:
+        """A Resource or Pods metric (GetResourceReplicas, calcPlainMetricReplicas): the mean over the pods
+        with a metric, then, with pods unready on a scale-up or missing, again over them all."""
+        current = obs.current
+        ratio = obs.value / self.target
+        unready = obs.not_ready if ratio > 1.0 + EPS else 0  # scaleUpWithUnready
+        if not unready and not obs.missing:
+            if self._within(ratio):
+                return current, ratio, "within tolerance"
+            rec = _ceil(ratio * obs.ready)
+            return rec, ratio, _direction(rec, current)
+        total, pods, missing_at = obs.value * obs.ready, obs.ready + unready, ""
+        if obs.missing and abs(ratio - 1.0) > EPS:
+            pods += obs.missing
+            if ratio < 1.0:
+                total += self.fallback * obs.missing
+            missing_at = f", {obs.missing} missing at {'the target' if ratio < 1.0 else '0'}"
+        new = total / pods / self.target
+        assumed = f"{unready} not ready at 0{missing_at}; ratio {ratio:.3f} -> {new:.3f}"
+        if self._within(new) or (ratio < 1.0 < new) or (ratio > 1.0 > new):
+            if not obs.missing:
+                return current, new, f"not-ready pods at 0 % cancel the scale-up ({assumed})"
+            return current, new, f"pods without a metric cancel the change ({assumed})"
+        rec = _ceil(new * pods)
+        if new > 1.0 and rec < current:
+            return current, new, f"no change: scale-up wanted but ceil({pods} x {new:.3f}) = {rec} is below " \
+                                 f"the {current} replicas ({assumed})"
+        if new < 1.0 and rec > current:
+            return current, new, f"no change: scale-down wanted but ceil({pods} x {new:.3f}) = {rec} is above " \
+                                 f"the {current} replicas ({assumed})"
+        return rec, new, _direction(rec, current)
 
     # ---- bookkeeping ----------------------------------------------------------------------------
 

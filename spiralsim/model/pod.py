@@ -6,9 +6,11 @@ article's "each new pod tries to open 10 connections at startup"; with
 `require_db_at_start` the first failed connect crashes it) -> ready (the
 balancer routes to it) -> terminating on scale-down (no new attempts; those in
 flight finish; then its connections close). A crash fails every attempt in
-flight on the pod, closes its connections and restarts the container after the
-CrashLoopBackOff delay: 10 s, doubling, at most 300 s, reset after 10 minutes
-of running.
+flight on the pod, closes its connections and restarts the container as the
+kubelet does: the first time at once, then after 10 s, 20 s, 40 s, ... at most
+300 s (CrashLoopBackOff), back to at once after 10 minutes of running. A new
+pod pulls its image (`image_pull`) before its container starts (`startup`); a
+restarted container finds the image on the node and pays `startup` only.
 
 The event loop is one CPU served first come first served; as costs are known
 on arrival, an attempt's CPU slot is computed then (no queue object).
@@ -21,21 +23,28 @@ from typing import Callable
 
 from simpy import Environment
 
-from ..metrics import Level, Recorder, ServiceSeries, add_span
+from ..metrics import Level, Recorder, ServiceSeries
 from ..scenario import PodConfig, PoolConfig
 from .concurrency_limit import AimdLimit
 from .connection import Connector
+from .event_loop import EventLoop
 from .handler import Handler
 from .pool import Pool
+from .probes import PHASE_STEP, Probe
 from .request import Attempt
 from .timer import Timer
 
 STARTING, WARMING, READY, TERMINATING, CRASHLOOP, GONE = range(6)
+RUNNING = frozenset((WARMING, READY, TERMINATING))  # the process is up: its event loop turns
 STATE_LEVEL = {STARTING: "pods_starting", WARMING: "pods_warming", READY: "pods_ready",
                TERMINATING: "pods_terminating", CRASHLOOP: "pods_crashloop"}
+# The kubelet's container restart backoff (client-go util/flowcontrol Backoff, kubelet's
+# initial 10 s and MaxContainerBackOff 300 s): no entry at the first crash, so the restart
+# is at once; then 10 s, doubling, capped; an entry older than 2 x 300 s has expired.
 BACKOFF_FIRST_S = 10.0
 BACKOFF_MAX_S = 300.0
 BACKOFF_RESET_AFTER_S = 600.0
+NO_BACKOFF = 0.0  # `Pod.backoff` before any crash (or after expiry): the next restart is at once
 TERMINATION_GRACE_S = 30.0  # Kubernetes' terminationGracePeriodSeconds
 
 
@@ -78,6 +87,10 @@ class Pod:
         self.ready = wiring.ready
         self.cpu_per_request = config.cpu_per_request
         self.max_inflight = config.max_inflight
+        self.probes = tuple(Probe(env, self, cfg, live) for cfg, live in ((config.liveness, True),
+                                                                           (config.readiness, False))
+                            if cfg is not None)
+        self.unready = False  # a failed readiness probe took it out of the balancer
         self.limit = AimdLimit(config, self.series.concurrency_limit, self.series.limited_pods
                                ) if config.adaptive_concurrency else None
         self.inv_bucket = wiring.recorder.inv_bucket
@@ -91,8 +104,7 @@ class Pod:
         self.next_read = 0  # the round robin over read_pools
         self.attempts: dict[int, Attempt] = {}  # in flight, by arrival order
         self.inflight = 0
-        self.cpu_free_at = 0.0
-        self.cpu_assigned = 0.0  # seconds of event-loop CPU handed out, ever
+        self.loop = EventLoop(env, self.series.cpu_busy, self.inv_bucket, self.bucket)
         self.started_at = 0.0
         self.backoff = BACKOFF_FIRST_S
         self.warm_pending = 0
@@ -120,12 +132,14 @@ class Pod:
                     w.service)
         pool.on_error = self._pool_error
         pool.on_client_error = self._client_error
+        pool.loop = self.loop
         self.read_pools = []
         self.next_read = 0
         for replica in w.replicas:
             read = Pool(self.env, w.pool_config, replica, self.series, self.waiting_level, self.in_use_level,
                         w.service)
             read.replica = replica
+            read.loop = self.loop
             read.on_error = self._pool_error
             read.on_client_error = partial(self._client_error, pool=read)
             self.read_pools.append(read)
@@ -140,16 +154,30 @@ class Pod:
 
     def start_running(self) -> None:
         """A pod that was running before the simulation: ready at once, warm connections open."""
-        self.started_at = self.env.now
+        self.started_at = self.container_at = self.env.now
+        self.pod_start = -float("inf")  # long before: past the HPA's cpu initialization period
+        self.backoff = NO_BACKOFF
+        self.ever_ready = True
         self.pool = self._new_pool()
         self.pool.open_warm(self.config.warm_connections)
         self._ready(quiet=True)
+        for probe in self.probes:
+            probe.start((self.index * PHASE_STEP) % 1.0)
 
     def create(self) -> None:
-        """A new container: starting, then warming, then ready."""
-        self.started_at = self.env.now
+        """A new container: starting (a new pod pulls its image first, a restart finds it on the node),
+        then warming, then ready."""
+        now = self.env.now
+        pull = 0.0
+        if self.state == GONE:  # a new pod: Pending while its image is pulled; no restart backoff yet
+            pull = self.config.image_pull
+            self.pod_start = now
+            self.backoff = NO_BACKOFF
+            self.ever_ready = False
+        self.started_at = now
+        self.container_at = now + pull  # its container runs from then (the pod's phase is Running)
         self._state(STARTING)
-        Timer(self.env, self.config.startup, self._warm, self.gen)
+        Timer(self.env, pull + self.config.startup, self._warm, self.gen)
 
     def _warm(self, timer: Timer) -> None:
         if timer.arg != self.gen or self.state != STARTING:
@@ -157,6 +185,8 @@ class Pod:
         self.pool = self._new_pool()
         n = self.config.warm_connections
         self._state(WARMING)
+        for probe in self.probes:
+            probe.start()
         if n == 0:
             self._ready()
             return
@@ -197,7 +227,7 @@ class Pod:
     def terminate(self) -> None:
         """Scale-down: out of the balancer now; gone once its attempts have finished."""
         if self.state == READY:
-            self.ready.remove(self)
+            self._leave_balancer()
         if self.state in (STARTING, WARMING, CRASHLOOP):
             self.gen += 1
             self._fail_inflight()
@@ -215,7 +245,9 @@ class Pod:
             self._gone()
 
     def _close_pool(self) -> None:
-        """The process ends: its pools close, and so do connections warm-up still holds."""
+        """The process ends: its pools close, and so do connections warm-up still holds;
+        the work its event loop had not yet run is gone."""
+        self.loop.restart()
         if self.pool is None:
             return
         self.pool.destroy()
@@ -231,13 +263,15 @@ class Pod:
         self._close_pool()
         self._state(GONE)
 
-    def crash(self, reason: str) -> None:
-        """The process died: attempts in flight fail, connections close, CrashLoopBackOff."""
+    def crash(self, reason: str, kind: str = "pod_crash") -> None:
+        """The process died (`kind`: the event, `liveness_restart` when the kubelet killed it): attempts
+        in flight fail, connections close, CrashLoopBackOff."""
         if self.state in (GONE, CRASHLOOP):
             return
         now = self.env.now
         if self.state == READY:
-            self.ready.remove(self)
+            self._leave_balancer()
+            self.ever_ready = True
         was_terminating = self.state == TERMINATING
         self.gen += 1
         self._fail_inflight()
@@ -248,13 +282,13 @@ class Pod:
         if was_terminating:
             self._state(GONE)
             return
-        if now - self.started_at >= BACKOFF_RESET_AFTER_S:
-            self.backoff = BACKOFF_FIRST_S
-        delay = self.backoff
-        self.backoff = min(BACKOFF_MAX_S, 2 * self.backoff)
+        if self.backoff == NO_BACKOFF or now - self.started_at > BACKOFF_RESET_AFTER_S:
+            delay, self.backoff = 0.0, BACKOFF_FIRST_S  # no entry, or expired (ran > 10 min): at once
+        else:
+            delay = self.backoff
+            self.backoff = min(BACKOFF_MAX_S, 2 * self.backoff)
         self._state(CRASHLOOP)
-        self.recorder.event(now, self.wiring.service, "pod_crash",
-                                    f"{self.name} crashed: {reason}; restart in {delay:g} s")
+        self.recorder.event(now, self.wiring.service, kind, f"{self.name} crashed: {reason}; restart in {delay:g} s")
         Timer(self.env, delay, self._restart, self.gen)
 
     def _restart(self, timer: Timer) -> None:
@@ -297,6 +331,24 @@ class Pod:
             self.errors_seen.add(kind)
             self.recorder.event(self.env.now, self.wiring.service, kind, f"{self.name}: {text}")
 
+    # --- probes ------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """The process is up and its event loop turns (warming, ready or terminating)."""
+        return self.state in RUNNING
+
+    @property
+    def is_ready(self) -> bool:
+        """Ready as Kubernetes says it: in the ready state, and no failed readiness probe."""
+        return self.state == READY and not self.unready
+
+    def _leave_balancer(self) -> None:
+        if self.unready:
+            self.unready = False
+            self.series.pods_unready.add(self.env.now, -1.0)
+        else:
+            self.ready.remove(self)
+
     # --- requests ----------------------------------------------------------
     def accept(self, att: Attempt) -> None:
         """The balancer hands this pod an attempt."""
@@ -315,14 +367,9 @@ class Pod:
         self.series.inflight.add(now, 1.0)
         att.pod = self
         att.gen = self.gen
-        cost = self.cpu_per_request
-        if cost > 0:
-            start = self.cpu_free_at if self.cpu_free_at > now else now
-            end = start + cost
-            self.cpu_free_at = end
-            self.cpu_assigned += cost
-            add_span(self.series.cpu_busy, self.inv_bucket, self.bucket, start, end)
-            Timer(self.env, end - now, self._cpu_done, att)
+        delay = self.loop.later(self.cpu_per_request)
+        if delay > 0:
+            Timer(self.env, delay, self._cpu_done, att)
         else:
             self.handler.start(att)
 
@@ -348,6 +395,5 @@ class Pod:
             self.on_idle(self)
 
     def cpu_busy_until(self, now: float) -> float:
-        """Seconds of event-loop CPU used up to `now` (the FCFS backlog is contiguous)."""
-        backlog = self.cpu_free_at - now
-        return self.cpu_assigned - (backlog if backlog > 0 else 0.0)
+        """Seconds of event-loop CPU used up to `now`."""
+        return self.loop.busy_until(now)

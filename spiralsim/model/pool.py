@@ -8,6 +8,8 @@ terminated due to connection timeout") and a *queue* timeout for a waiter
 ("timeout exceeded when trying to connect"); a failed connect goes to its one
 caller and is never retried, so against a full database every waiter makes one
 more refused connect. Callers are plain callbacks `cb(arg, connection, error)`.
+Its timers and connect completions run on the pod's event loop (`loop`): when it is
+busy they wait for it, and what they hand over is handed over late.
 The pool connects to a `Connector`: the database, or the service's PgBouncer.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from simpy import Environment
 from ..metrics import Level, ServiceSeries
 from ..scenario import PoolConfig
 from .connection import BUSY, CLOSED, IDLE, Connection, Connector
+from .event_loop import EventLoop
 from .timer import Deadline, Timer
 
 WAITING, OPENING, GONE = 0, 1, 2
@@ -75,6 +78,7 @@ class Pool:
         self.on_client_error = None  # client.on('error') on a checked-out client, set by the pod
         self.conns: dict[int, Connection] = {}  # open connections by id (for crashes)
         self.replica = None  # the read replica its statements run on (a `Database`; None: the primary)
+        self.loop: EventLoop | None = None  # the pod's event loop (None: callbacks run when due)
 
     # --- gauges ------------------------------------------------------------
     def _total(self, delta: int) -> None:
@@ -129,6 +133,8 @@ class Pool:
             Deadline(self.env, self.acquire_timeout, self._on_queue_timeout, w)
 
     def _on_queue_timeout(self, timer: Timer) -> None:
+        if self.loop is not None and self.loop.defer(self._on_queue_timeout, timer):
+            return
         w: Waiter = timer.arg
         if w.state == WAITING:
             w.state = GONE
@@ -184,6 +190,8 @@ class Pool:
             Timer(self.env, delay, self._on_connected, (conn, w))
 
     def _on_connect_timeout(self, timer: Timer) -> None:
+        if self.loop is not None and self.loop.defer(self._on_connect_timeout, timer):
+            return
         conn, w = timer.arg
         if conn.refusal is None:
             self.connector.free_slot(self.series)
@@ -192,6 +200,8 @@ class Pool:
         self._connect_failed(conn, w, "connect_timeout")
 
     def _on_connected(self, timer: Timer) -> None:
+        if self.loop is not None and self.loop.defer(self._on_connected, timer):
+            return
         conn, w = timer.arg
         now = self.env.now
         b = int(now * self.inv_bucket)
@@ -274,6 +284,8 @@ class Pool:
             Timer(self.env, self.idle_timeout, self._on_idle_timeout, conn)
 
     def _on_idle_timeout(self, timer: Timer) -> None:
+        if self.loop is not None and self.loop.defer(self._on_idle_timeout, timer):
+            return
         conn: Connection = timer.arg
         conn.idle_timer = False
         if conn.state != IDLE or self.frozen:  # frozen: `thaw` sets it again
@@ -300,6 +312,8 @@ class Pool:
                     Timer(self.env, max(0.0, conn.idle_since + self.idle_timeout - now), self._on_idle_timeout, conn)
 
     def _on_lifetime(self, timer: Timer) -> None:
+        if self.loop is not None and self.loop.defer(self._on_lifetime, timer):
+            return
         conn: Connection = timer.arg
         if conn.state == IDLE:
             self._close(conn)

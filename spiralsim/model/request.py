@@ -28,7 +28,7 @@ class Attempt:
 
     __slots__ = ("req", "seq", "pod", "gen", "pool", "conn", "stmt", "answered", "foreign", "risk_tx", "transient",
                  "t0", "trial", "inflight0",
-                 "role")
+                 "role", "error")
 
     def __init__(self, req: Request, seq: int):
         self.req = req
@@ -44,4 +44,5 @@ class Attempt:
         # Set only where they are read, to keep an attempt cheap: `transient` (its last statement fails
         # with a transient error) and `role` (1: it SET ROLE; 2: and leaves it; -1: ran under another's)
         # by the handler; `trial` (the half-open breaker's one trial) with a breaker; `t0` (when it
-        # reached its pod) and `inflight0` (in flight there then, itself included) with an adaptive limit.
+        # reached its pod) and `inflight0` (in flight there then, itself included) with an adaptive limit;
+        # `error` (its statement's outcome, while the pod's event loop has yet to handle the result).

@@ -14,9 +14,10 @@ from .balancer import Balancer
 from .client import Client
 from .database import Database
 from .endpoint import Endpoint
+from .event_loop import LagSampler
 from .handler import Handler
 from .pgbouncer import PgBouncer
-from .pod import GONE, READY, TERMINATING, Pod, PodWiring
+from .pod import GONE, READY, RUNNING, TERMINATING, Pod, PodWiring
 from .rng import Draws, stream
 from .serverless import Fleet
 from .timer import Timer
@@ -67,7 +68,8 @@ class Service:
         self.bouncer = (PgBouncer(env, config.pgbouncer, database, series, name)
                         if config.pgbouncer is not None else None)
         reads = frozenset(ep for ep, cfg in config.endpoints.items() if cfg.reads)
-        self.handler = Handler(env, database, series, recorder, name, self.bouncer, reads)
+        self.handler = Handler(env, database, series, recorder, name, self.bouncer, reads,
+                               config.pod.query_result_cpu)
         self.endpoints = _endpoints(name, config, seed, incidents)
         traffic = config.traffic
         self.traffic = Traffic(
@@ -78,6 +80,7 @@ class Service:
         )
         self.wiring = PodWiring(name, config.pod, config.pool, self.bouncer or database, series, recorder,
                                 self.client.respond, self.handler, self.ready, replicas if reads else ())
+        series.pool_max = config.pool.max * (1 + len(self.wiring.replicas))  # pool_utilization's unit
         self.pods: list[Pod] = []  # every pod not yet gone, in creation order
         self.created = 0
         if config.serverless is not None:  # the platform routes, one request per instance
@@ -93,6 +96,7 @@ class Service:
         for step in sorted(config.pod.schedule, key=lambda s: s.at):
             if step.at < duration:
                 Timer(env, step.at, self._on_schedule, step.replicas)
+        self.lag = LagSampler(env, self.running_pods, series, recorder.inv_bucket)
         self.autoscaler = (Autoscaler(env, config.autoscaler, self, name, series, recorder)
                            if config.autoscaler is not None else None)
 
@@ -101,6 +105,10 @@ class Service:
         self.created += 1
         self.pods.append(pod)
         return pod
+
+    def running_pods(self) -> list[Pod]:
+        """Pods whose process runs (warming, ready or terminating): their event loops turn."""
+        return [p for p in self.pods if p.state in RUNNING]
 
     def live_pods(self) -> list[Pod]:
         """Pods that count as replicas: all but the terminating and the gone."""

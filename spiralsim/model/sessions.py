@@ -7,10 +7,12 @@ The next user of that connection runs inside it (BEGIN only warns); a COMMIT on
 it commits the orphan's work too; a ROLLBACK, a closed connection or
 `idle_in_transaction_session_timeout` rolls it back, and every request that
 succeeded with writes inside it has silently lost them. The server can also end
-sessions itself (the timeout, a restart, a silent network drop).
+sessions itself (the timeout, a restart); after a silent network drop it keeps
+them, lost, until TCP tells it (`keepalive.py`).
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -18,6 +20,7 @@ from simpy import Environment
 
 from ..metrics import Recorder, ServiceSeries
 from .connection import Connection
+from .keepalive import RETRANSMISSION_TIMEOUT, Keepalive, LostSession, nobody_listens
 from .timer import Deadline, Timer
 
 IIT_TIMEOUT_TEXT = "FATAL 25P03 terminating connection due to idle-in-transaction timeout"
@@ -43,11 +46,14 @@ class Sessions:
 
     def __init__(self, env: Environment, recorder: Recorder, iit_timeout: float,
                  free_slot: Callable[[ServiceSeries], None],
-                 kill_statement: Callable[[Any, str], None], lock_released: Callable[[Any], None]):
+                 kill_statement: Callable[[Any, str], None], lock_released: Callable[[Any], None],
+                 keepalive: Keepalive = Keepalive()):
         """`free_slot(series)`, `kill_statement(stmt, kind)` and `lock_released(stmt)` are the
         database's: a session's end frees its slot and ends its statement, a
-        transaction's end wakes the statements waiting for its locks."""
+        transaction's end wakes the statements waiting for its locks. `keepalive`: when a
+        silently dropped session ends."""
         self.env = env
+        self.keepalive = keepalive
         self.free_slot = free_slot
         self.kill_statement = kill_statement
         self.lock_released = lock_released
@@ -68,6 +74,7 @@ class Sessions:
         """A connect succeeded: the backend is there."""
         self.next_id += 1
         conn.id = self.next_id
+        conn.last_io = self.env.now
         self.live[conn.id] = conn
 
     def closed_by_client(self, conn: Connection) -> None:
@@ -184,7 +191,8 @@ class Sessions:
         self._end_session(conn)
         self.free_slot(conn.series)
         conn.dead = True
-        conn.series.terminated[int(self.env.now * self.inv_bucket)] += 1
+        if type(conn) is not LostSession:  # (a lost session's app connection is long dead)
+            conn.series.terminated[int(self.env.now * self.inv_bucket)] += 1
         if conn.stmt is not None:
             self.kill_statement(conn.stmt, "connection_terminated")
         conn.on_server_end(conn, text)
@@ -195,10 +203,73 @@ class Sessions:
             self.terminate(conn, text)
 
     def drop_silently(self) -> None:
-        """A network drop: every session is gone, and the app finds out only on use."""
+        """A network drop: the app finds each connection dead on use (a statement running fails for
+        it at once), while the server keeps each session, lost, until it notices (`keepalive.py`)."""
+        now = self.env.now
+        told = []
         for conn in list(self.live.values()):
-            self._end_session(conn)
-            self.free_slot(conn.series)
-            conn.dead = True
-            if conn.stmt is not None:
-                self.kill_statement(conn.stmt, "connection_terminated")
+            if type(conn) is LostSession:  # lost already, by an earlier drop
+                continue
+            stmt = self._lose(conn, now).stmt
+            if stmt is not None:  # it runs on at the server; its caller hears of it no more
+                told.append((stmt.done, stmt.arg))
+                stmt.done = self._lost_statement_done
+                stmt.arg = stmt.conn
+        for done, arg in told:
+            done(arg, "connection_terminated")
+
+    def _lose(self, conn: Connection, now: float) -> LostSession:
+        """Move the session of `conn` (now dead for the app) to a LostSession the server keeps."""
+        lost = LostSession(conn.series, nobody_listens)
+        lost.id, lost.tx, lost.stmt, lost.role = conn.id, conn.tx, conn.stmt, conn.role
+        lost.iit, lost.iit_since, lost.last_io = conn.iit, conn.iit_since, conn.last_io
+        self.live[conn.id] = lost
+        conn.tx, conn.stmt, conn.iit, conn.dead = None, None, False, True
+        tx = lost.tx
+        if tx is not None and not tx.orphan:  # abandoned: its locks hold until the session ends
+            tx.orphan = True
+            self.orphans.append(tx)
+            self.orphans_level.add(now, 1.0)
+        keepalive = self.keepalive
+        stmt = lost.stmt
+        if stmt is None:
+            lost.dead_at = keepalive.dead_at(lost.last_io, now)
+            Timer(self.env, lost.dead_at - now, self._on_noticed, lost)
+            if lost.iit and self.iit_timeout > 0:  # its idle-in-transaction timeout runs on
+                Timer(self.env, max(0.0, lost.iit_since + self.iit_timeout - now), self._on_iit_timeout,
+                      (lost, lost.iit_since))
+        else:
+            stmt.conn = lost
+            lost.dead_at = keepalive.dead_at(stmt.t0, now)
+            check = keepalive.check_finds(stmt.t0, lost.dead_at)
+            if check < math.inf:
+                Timer(self.env, check - now, self._on_check, lost)
+        return lost
+
+    def _lost_statement_done(self, lost: LostSession, _error: str | None) -> None:
+        """A lost session's statement ended: its reply goes into the dead socket (keepalive.py, rule 3)."""
+        if lost.dead:
+            return
+        if self.env.now >= lost.dead_at:  # the kernel knows: the send fails, the backend exits
+            self._free_lost(lost)
+            return
+        lost.dead_at = self.env.now + RETRANSMISSION_TIMEOUT  # retransmitted until the kernel gives up
+        Timer(self.env, RETRANSMISSION_TIMEOUT, self._on_noticed, lost)
+        self.enter_iit(lost)
+
+    def _on_noticed(self, timer: Timer) -> None:
+        if not timer.arg.dead:
+            self._free_lost(timer.arg)
+
+    def _on_check(self, timer: Timer) -> None:
+        lost: LostSession = timer.arg
+        if not lost.dead and lost.stmt is not None:  # client_connection_check_interval finds it closed
+            self._free_lost(lost)
+
+    def _free_lost(self, lost: LostSession) -> None:
+        """The server notices: the backend exits, rolling back, freeing its slot and locks."""
+        lost.dead = True
+        self._end_session(lost)
+        self.free_slot(lost.series)
+        if lost.stmt is not None:
+            self.kill_statement(lost.stmt, "connection_terminated")

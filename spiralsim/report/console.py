@@ -50,7 +50,9 @@ def _service_lines(name: str, s: dict[str, Any], clock: Any) -> list[str]:
         out.append("  defences: " + "; ".join(x for x in (f"attempts refused at once: {refused}" if refused else "",
                                                           denied) if x))
     if s["crashes"] or s["pods_max"] > 1:
-        out.append(f"  pods: up to {s['pods_max']}, {count(s['crashes'])} crashes")
+        kills = s.get("liveness_restarts", 0)
+        out.append(f"  pods: up to {s['pods_max']}, {count(s['crashes'])} crashes"
+                   + (f" ({count(kills)} of them killed by the liveness probe)" if kills else ""))
     return out + trouble_lines(s)
 
 

@@ -21,6 +21,7 @@ from ..analysis import Result, service_column
 from ..vocabulary import FAILURE_KINDS
 from .dashboard_defences import draw_defences, has_defences
 from .dashboard_events import TimeMarks
+from .dashboard_loop import LAG_QUIET_MS, draw_event_loop, loop_quiet
 from .format import clock
 from .headline import outcome_sentence
 
@@ -270,6 +271,12 @@ def _cpu(p: _Panels, ax: "Axes") -> None:
     p.lines(ax, [("pod_cpu", "pod CPU")], scale=100.0)
     ax.plot(p.x, 100.0 * p.col("db_cpu", p.services[0]), color="black", lw=1.2,
             label="database CPU")
+    refused = 100.0 * p.col("db_refused_connect_cpu", p.services[0])  # what the connects cost it, stacked
+    opened = refused + 100.0 * p.col("db_connect_cpu", p.services[0])
+    if np.any(opened > 0):
+        ax.fill_between(p.x, refused, opened, color="0.75", lw=0, label="database CPU: connects")
+    if np.any(refused > 0):
+        ax.fill_between(p.x, 0.0, refused, color="tab:red", alpha=0.45, lw=0, label="database CPU: refused connects")
     ax.set_ylabel("CPU (%)")
     ax.set_ylim(0, 105)
 
@@ -282,6 +289,7 @@ PANELS: tuple[tuple[str, Callable[[_Panels, "Axes"], Any], float], ...] = (
     ("pool", _pool, 1.9), ("waiting callers", _waiting, 1.6), ("pgbouncer", _pgbouncer, 1.8),
     ("transactions and locks", _locks, 1.6),
     ("database", _database, 2.2), ("pods", _pods, 1.6), ("CPU", _cpu, 1.6),
+    ("event loop", draw_event_loop, 1.5),
 )
 NO_FAILURES_IN = 0.6  # the failures panel's height when it only says "no request failed"
 
@@ -312,6 +320,8 @@ def left_out(p: _Panels) -> dict[str, str]:
     pods = _constant_pods(p)
     if pods is not None:
         out["pods"] = f"{pods} ready throughout, no crash"
+    if loop_quiet(p):
+        out["event loop"] = f"every pod's event loop under {LAG_QUIET_MS:g} ms behind throughout"
     if max(p.peak("pod_cpu"), p.peak("db_cpu")) < CPU_QUIET:
         out["CPU"] = f"pods and database under {100 * CPU_QUIET:g} % CPU throughout"
     return out

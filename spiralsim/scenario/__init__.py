@@ -22,6 +22,7 @@ from .models import (
     PhaseConfig,
     PodConfig,
     PoolConfig,
+    ProbeConfig,
     Scenario,
     ScheduleStepConfig,
     ServerlessConfig,
@@ -32,7 +33,8 @@ from .workload import MAX_REQUESTS, bucket_problem, expected_requests, requests_
 
 __all__ = [
     "AnalysisConfig", "AutoscalerConfig", "BalancerConfig", "ClientConfig", "DatabaseConfig",
-    "EndpointConfig", "IncidentConfig", "PgBouncerConfig", "PhaseConfig", "PodConfig", "PoolConfig", "Scenario",
+    "EndpointConfig", "IncidentConfig", "PgBouncerConfig", "PhaseConfig", "PodConfig", "PoolConfig", "ProbeConfig",
+    "Scenario",
     "MAX_REQUESTS", "ScenarioError", "ScheduleStepConfig", "ServerlessConfig", "ServiceConfig", "TrafficConfig",
     "apply_overrides",
     "expected_requests", "bucket_problem", "load_scenario", "requests_by_service", "scenario_from_dict",

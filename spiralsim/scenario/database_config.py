@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from . import rules
-from .fields import Duration, Int, _d, _Table
+from .fields import Bool, Duration, Float, Int, _d, _Table
 
 
 class DatabaseConfig(_Table):
-    """PostgreSQL: connection slots, connect cost, CPU cores."""
+    """PostgreSQL: connection slots, connect cost, CPU cores and their contention, keepalive."""
 
     max_connections: Annotated[Int, Field(ge=1)] = 100
     superuser_reserved_connections: Annotated[Int, Field(ge=0)] = 3
@@ -21,6 +21,19 @@ class DatabaseConfig(_Table):
     statement_timeout: Duration = 0.0
     idle_in_transaction_session_timeout: Duration = 0.0
     read_replicas: Annotated[Int, Field(ge=0, le=64)] = 0  # servers of their own, each with the settings above
+    # What a connect costs the server (facts.md §2: fork ~0.2 ms + SCRAM-SHA-256 ~3.2 ms; postmaster ~1,400/s)
+    connect_cpu: Duration = _d("3.4ms")          # backend fork + authentication, on the cores
+    refused_connect_cpu: Duration = _d("0.2ms")  # a refusal before authentication: the fork and backend start
+    accept_rate: Annotated[Float, Field(ge=0)] = 1400.0  # connects/s the postmaster accepts, one at a time; 0: no limit
+    # Throughput past the cores: the Universal Scalability Law, fitted to facts.md's 4-core pgbench figures
+    contention: Bool = True
+    contention_sigma: Annotated[Float, Field(ge=0)] = 0.0
+    contention_kappa: Annotated[Float, Field(ge=0)] = 1.875e-5
+    # When the server frees a silently dropped session (Linux and PostgreSQL defaults; 0: the OS default)
+    tcp_keepalives_idle: Duration = _d("7200s")
+    tcp_keepalives_interval: Duration = _d("75s")
+    tcp_keepalives_count: Annotated[Int, Field(ge=0)] = 9
+    client_connection_check_interval: Duration = 0.0
 
     RULES = (rules.reserved_within_max,)
 

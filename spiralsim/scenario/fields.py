@@ -17,11 +17,18 @@ class DurationMark:
     """Marks a field as a duration (written back as "5ms" by scenario_to_toml)."""
 
 
+#: The longest duration a scenario may give (about 31.7 years): past it, sums of durations
+#: (a pod's CPU backlog, a deadline) could overflow to infinity.
+MAX_DURATION_S = 1e9
+
+
 def _duration_type(minimum: float, inclusive: bool) -> Any:
     def check(value: object) -> float:
         seconds = parse_duration(value)
         if seconds < minimum or (seconds == minimum and not inclusive):
             raise ValueError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {show(value)}")
+        if seconds > MAX_DURATION_S:
+            raise ValueError(f"must be at most {MAX_DURATION_S:g} s (about 31 years), got {show(value)}")
         return seconds
 
     return Annotated[float, BeforeValidator(check), DurationMark()]

@@ -30,7 +30,7 @@ from .fields import (
     _d,
     _Table,
 )
-from .pod_config import AutoscalerConfig, PodConfig, ScheduleStepConfig
+from .pod_config import AutoscalerConfig, PodConfig, ProbeConfig, ScheduleStepConfig
 
 __all__ = [
     "AnalysisConfig",
@@ -45,6 +45,7 @@ __all__ = [
     "PhaseConfig",
     "PodConfig",
     "PoolConfig",
+    "ProbeConfig",
     "Scenario",
     "ScheduleStepConfig",
     "ServerlessConfig",

@@ -20,12 +20,28 @@ class ScheduleStepConfig(_Table):
     replicas: Annotated[Int, Field(ge=0)]
 
 
+class ProbeConfig(_Table):
+    """A liveness or readiness probe (Kubernetes' defaults): an HTTP GET every `period` that the
+    pod's event loop must answer within `timeout`; `failure_threshold` misses in a row fail it."""
+
+    period: PositiveDuration = _d("10s")
+    timeout: PositiveDuration = _d("1s")
+    failure_threshold: Annotated[Int, Field(ge=1)] = 3
+    initial_delay: Duration = 0.0  # after the app listens (the end of `startup`)
+
+
 class PodConfig(_Table):
     """Pods of a service: count, lifecycle, event-loop CPU per attempt, warm-up, shedding."""
 
     replicas: Annotated[Int, Field(ge=1)] = 1
     cpu_per_request: Duration = _d("1ms")
-    startup: Duration = _d("10s")
+    # node-postgres handling one statement's result on the event loop (parse rows, run the callback):
+    # an estimate, ~10k simple queries/s on one core; the connection is released only after it
+    query_result_cpu: Duration = _d("100us")
+    # a new pod's image pull, before its container starts; a restarted container finds the image on the
+    # node. 0: the node has it already (imagePullPolicy IfNotPresent, the deployment ran there before)
+    image_pull: Duration = _d("0s")
+    startup: Duration = _d("10s")  # the container's start (boot, the app's start) once the image is there
     warm_connections: Annotated[Int, Field(ge=0)] = 0
     require_db_at_start: Bool = False
     crash_on_pool_error: Bool = False
@@ -42,6 +58,9 @@ class PodConfig(_Table):
     aimd_backoff_ratio: Annotated[Float, Field(ge=0.5, lt=1)] = 0.9
     aimd_timeout: PositiveDuration = _d("5s")
     schedule: list[ScheduleStepConfig] = []
+    # the kubelet's probes, answered by the event loop: off unless set, as in a bare Deployment
+    liveness: ProbeConfig | None = None
+    readiness: ProbeConfig | None = None
 
     RULES = (rules.release_needs_listener, rules.aimd_bounds)
 

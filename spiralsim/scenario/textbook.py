@@ -21,6 +21,7 @@ bucket = {float(bucket)!r}
 
 [database]
 max_connections = {c + 10}
+contention = false
 
 [services.api.traffic]
 rate = {float(lam)!r}
@@ -40,6 +41,7 @@ upstream_timeout = 0
 [services.api.pod]
 replicas = 1
 cpu_per_request = 0
+query_result_cpu = 0
 warm_connections = {c}
 
 [services.api.pool]

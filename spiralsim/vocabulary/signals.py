@@ -1,9 +1,12 @@
 """What an autoscaler can scale on: one row per signal, read by the scenario (how its
-target is written), the HPA (which pods the value is a mean over) and the control
-loop (how the value is read and shown)."""
+target is written), the HPA (which of the Kubernetes replica calculator's rules apply)
+and the control loop (how the value is read and shown)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: The HPA's metric source types (autoscaling/v2 `MetricSpec.type`) a signal can be.
+METRIC_TYPES = ("Resource", "Pods", "Object")
 
 
 @dataclass(frozen=True)
@@ -11,29 +14,39 @@ class Signal:
     """One `autoscaler.signal`.
 
     `reads` says how the control loop measures it over the window: `pod_cpu` (each
-    ready pod's event-loop utilisation, averaged), `latency_p99` / `latency_mean`
-    (the service's requests that ended in the window) or `gauge` (the service gauge
-    named `name`, time-weighted, per ready pod). A latency is service-wide: its
-    target is a duration and the HPA scales the whole deployment by the ratio. A
-    `resource` metric (metrics-server's) counts not-ready pods at 0 % on a scale-up.
+    pod's event-loop utilisation, from metrics-server), `latency_p99` /
+    `latency_mean` (the service's requests that ended in the window), `gauge`
+    (the service gauge named `name`, time-weighted, per pod with a metric) or
+    `pool_utilization` (each pod's connections in use over its pool's `max`).
+    `metric` is the HPA metric type a team would declare for it, which decides
+    the replica calculator's rules: `Resource` (cpu, a utilisation of the
+    request), `Pods` (a custom metric each pod exports, averaged over the pods),
+    `Object` (one value for the whole Service, target type `Value`). A latency
+    target is a duration.
     """
 
     name: str
     unit: str       # of the value and the target: "share" (0..1), "s", "per pod"
     reads: str
     latency: bool
-    resource: bool = False
+    metric: str     # one of METRIC_TYPES
+
+    @property
+    def resource(self) -> bool:
+        """A Resource metric (metrics-server's cpu): not-ready pods set aside for its initialisation."""
+        return self.metric == "Resource"
 
     @property
     def per_pod(self) -> bool:
-        """A mean over the ready pods (the HPA's N is the pods it was taken over)."""
-        return not self.latency
+        """A mean over the pods that have a metric (Resource and Pods metrics)."""
+        return self.metric != "Object"
 
 
 SIGNALS: dict[str, Signal] = {s.name: s for s in (
-    Signal("cpu", "share", "pod_cpu", latency=False, resource=True),
-    Signal("latency_p99", "s", "latency_p99", latency=True),
-    Signal("latency_mean", "s", "latency_mean", latency=True),
-    Signal("pool_waiting", "per pod", "gauge", latency=False),
-    Signal("inflight", "per pod", "gauge", latency=False),
+    Signal("cpu", "share", "pod_cpu", latency=False, metric="Resource"),
+    Signal("latency_p99", "s", "latency_p99", latency=True, metric="Object"),
+    Signal("latency_mean", "s", "latency_mean", latency=True, metric="Object"),
+    Signal("pool_waiting", "per pod", "gauge", latency=False, metric="Pods"),
+    Signal("inflight", "per pod", "gauge", latency=False, metric="Pods"),
+    Signal("pool_utilization", "share", "pool_utilization", latency=False, metric="Pods"),
 )}
