@@ -259,3 +259,18 @@ def test_the_defences_panel_shows_what_each_defence_refused():
         assert label in labels
     assert "defences" not in panels(dashboard(simulate(load_scenario(SCENARIOS / "retry_storm.toml",
                                                                      ["duration=3m"]))))
+
+
+def test_the_event_loop_panel_shows_the_lag_against_the_probes_timeout():
+    fig = dashboard(run(Path("scenarios/liveness_spiral.toml")))
+    ax = panel(fig, "event loop")
+    assert ax.get_yscale() == "log"
+    assert legend_labels(ax) == ["event-loop lag, mean", "worst pod", "probe timeout 1 s"]
+    lag = next(line for line in ax.get_lines() if line.get_label() == "worst pod")
+    assert max(lag.get_ydata()) > 1000  # seconds behind: past the probe's 1 s timeout
+
+
+def test_the_event_loop_panel_is_left_out_while_every_loop_keeps_up():
+    fig = dashboard(run(Path("scenarios/read_replicas.toml")))
+    assert "event loop" not in panels(fig)
+    assert "event loop (every pod's event loop under 10 ms behind throughout)" in fig.subfigs[1]._supxlabel.get_text()
