@@ -96,7 +96,7 @@ def test_loop_lag_is_the_mm1_waiting_time():
         Timer(env, rng.expovariate(lam), arrive)
 
     Timer(env, rng.expovariate(lam), arrive)
-    LagSampler(env, lambda: [type("P", (), {"loop": loop})()], series, 1.0)
+    LagSampler(env, loop.busy, lambda: 1.0, series, 1.0)  # one pod, always running
     env.run(until=duration)
     n = int(duration)
     lag = np.frombuffer(series.loop_lag_sum)[10:n] / np.frombuffer(series.loop_lag_samples)[10:n]

@@ -29,11 +29,14 @@ class LoopTimer(Timer):
 class EventLoop:
     """One pod's event loop: `later(cost)` books a task and says how long until it is done."""
 
-    __slots__ = ("env", "free_at", "assigned", "cpu_busy", "inv_bucket", "bucket")
+    __slots__ = ("env", "free_at", "assigned", "cpu_busy", "inv_bucket", "bucket", "busy")
 
-    def __init__(self, env: Environment, cpu_busy: Any, inv_bucket: float, bucket: float):
-        """`cpu_busy`: the service's per-bucket seconds of event-loop CPU (the pod CPU signal)."""
+    def __init__(self, env: Environment, cpu_busy: Any, inv_bucket: float, bucket: float, busy: dict | None = None):
+        """`cpu_busy`: the service's per-bucket seconds of event-loop CPU (the pod CPU signal); `busy`: the
+        service's loops that may be behind (joined when work reaches an idle loop; the sampler reads them;
+        a dict, not a set: its order, and so the sum of the lags, is the same in every run)."""
         self.env = env
+        self.busy = busy if busy is not None else {}
         self.free_at = 0.0
         self.assigned = 0.0  # seconds of CPU handed to this loop, ever
         self.cpu_busy = cpu_busy
@@ -46,6 +49,8 @@ class EventLoop:
         free_at = self.free_at
         start = free_at if free_at > now else now
         if cost > 0:
+            if start == now:
+                self.busy[self] = None
             end = start + cost
             self.free_at = end
             self.assigned += cost
@@ -85,12 +90,16 @@ class EventLoop:
 
 class LagSampler:
     """Samples every running pod's event-loop lag each `LAG_SAMPLE_S`: the service's per-bucket
-    sum, count and maximum (the `event_loop_lag_ms` and `event_loop_lag_max_ms` columns)."""
+    sum, count and maximum (the `event_loop_lag_ms` and `event_loop_lag_max_ms` columns). Only the
+    loops in `busy` can be behind; every other running pod's sample is 0, so it is only counted
+    (a fleet of hundreds of idle serverless instances costs nothing)."""
 
-    def __init__(self, env: Environment, pods: Callable[[], list], series: ServiceSeries, inv_bucket: float):
-        """`pods()`: the pods whose process runs now (their loops are sampled)."""
+    def __init__(self, env: Environment, busy: dict, running: Callable[[], float], series: ServiceSeries,
+                 inv_bucket: float):
+        """`busy`: the service's loops that may be behind; `running()`: how many pods' processes run now."""
         self.env = env
-        self.pods = pods
+        self.busy = busy
+        self.running = running
         self.series = series
         self.inv_bucket = inv_bucket
         Timer(env, LAG_SAMPLE_S, self._sample)
@@ -101,14 +110,18 @@ class LagSampler:
         b = int(now * self.inv_bucket)
         total = 0.0
         worst = series.loop_lag_max[b]
-        n = 0
-        for pod in self.pods():
-            lag = pod.loop.lag(now)
+        caught_up = []
+        for loop in self.busy:
+            lag = loop.free_at - now
+            if lag <= 0:
+                caught_up.append(loop)
+                continue
             total += lag
-            n += 1
             if lag > worst:
                 worst = lag
+        for loop in caught_up:
+            del self.busy[loop]
         series.loop_lag_sum[b] += total
-        series.loop_lag_samples[b] += n
+        series.loop_lag_samples[b] += self.running()
         series.loop_lag_max[b] = worst
         Timer(self.env, LAG_SAMPLE_S, self._sample)

@@ -17,7 +17,7 @@ on arrival, an attempt's CPU slot is computed then (no queue object).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
@@ -65,6 +65,7 @@ class PodWiring:
     handler: Handler
     ready: list["Pod"]
     replicas: tuple[Connector, ...] = ()
+    busy_loops: dict = field(default_factory=dict)  # their event loops that may be behind (event_loop.py)
 
 
 class Pod:
@@ -104,7 +105,7 @@ class Pod:
         self.next_read = 0  # the round robin over read_pools
         self.attempts: dict[int, Attempt] = {}  # in flight, by arrival order
         self.inflight = 0
-        self.loop = EventLoop(env, self.series.cpu_busy, self.inv_bucket, self.bucket)
+        self.loop = EventLoop(env, self.series.cpu_busy, self.inv_bucket, self.bucket, wiring.busy_loops)
         self.started_at = 0.0
         self.backoff = BACKOFF_FIRST_S
         self.warm_pending = 0

@@ -17,7 +17,7 @@ from .endpoint import Endpoint
 from .event_loop import LagSampler
 from .handler import Handler
 from .pgbouncer import PgBouncer
-from .pod import GONE, READY, RUNNING, TERMINATING, Pod, PodWiring
+from .pod import GONE, READY, TERMINATING, Pod, PodWiring
 from .rng import Draws, stream
 from .serverless import Fleet
 from .timer import Timer
@@ -96,7 +96,7 @@ class Service:
         for step in sorted(config.pod.schedule, key=lambda s: s.at):
             if step.at < duration:
                 Timer(env, step.at, self._on_schedule, step.replicas)
-        self.lag = LagSampler(env, self.running_pods, series, recorder.inv_bucket)
+        self.lag = LagSampler(env, self.wiring.busy_loops, self._running, series, recorder.inv_bucket)
         self.autoscaler = (Autoscaler(env, config.autoscaler, self, name, series, recorder)
                            if config.autoscaler is not None else None)
 
@@ -106,9 +106,10 @@ class Service:
         self.pods.append(pod)
         return pod
 
-    def running_pods(self) -> list[Pod]:
-        """Pods whose process runs (warming, ready or terminating): their event loops turn."""
-        return [p for p in self.pods if p.state in RUNNING]
+    def _running(self) -> float:
+        """How many pods' processes run now (warming, ready or terminating): their event loops turn."""
+        s = self.series
+        return s.pods_warming.value + s.pods_ready.value + s.pods_terminating.value
 
     def live_pods(self) -> list[Pod]:
         """Pods that count as replicas: all but the terminating and the gone."""
