@@ -71,14 +71,14 @@ class Client:
     def request(self, req: Request) -> None:
         """A new user request arrives."""
         self.open_requests += 1
-        now = self.env.now
+        now = self.env._now
         self.series.requests_open.add(now, 1.0)
         self.series.arrivals[int(now * self.inv_bucket)] += 1
         self._attempt(req)
 
     def _attempt(self, req: Request) -> None:
         req.attempts += 1
-        now = self.env.now
+        now = self.env._now
         b = int(now * self.inv_bucket)
         series = self.series
         series.attempts[b] += 1
@@ -107,7 +107,7 @@ class Client:
     def respond(self, att: Attempt, error: str | None) -> None:
         """The server side of an attempt ended (error kind or None for success)."""
         if att.answered:
-            self.series.wasted[int(self.env.now * self.inv_bucket)] += 1
+            self.series.wasted[int(self.env._now * self.inv_bucket)] += 1
             return
         if self.timeouts is not None:
             self.timeouts.cancel(att.seq)
@@ -134,7 +134,7 @@ class Client:
     def _answered(self, att: Attempt, error: str | None) -> None:
         """The client has its answer to an attempt: the defences learn from it, then the request goes on."""
         att.answered = True
-        now = self.env.now
+        now = self.env._now
         if error is not None and error in self.refused_at_once:
             self.refused_at_once[error][int(now * self.inv_bucket)] += 1
         if self.breaker is not None:
@@ -149,12 +149,12 @@ class Client:
         if error not in self.retry_on or req.attempts >= self.max_attempts:
             return False
         if self.budget is not None and not self.budget.allow():
-            self.series.retries_denied[int(self.env.now * self.inv_bucket)] += 1
+            self.series.retries_denied[int(self.env._now * self.inv_bucket)] += 1
             return False
         return True
 
     def _outcome(self, req: Request, error: str | None) -> None:
-        now = self.env.now
+        now = self.env._now
         b = int(now * self.inv_bucket)
         series = self.series
         if error is None:

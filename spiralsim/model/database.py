@@ -91,7 +91,7 @@ class Database:
         self.series.connections.set(0.0, float(self.other))
 
     def _on_busy(self, utilization: float) -> None:
-        self.series.busy_cores.set(self.env.now, utilization)
+        self.series.busy_cores.set(self.env._now, utilization)
 
     # --- connections -------------------------------------------------------
     def try_take_slot(self, series: ServiceSeries) -> tuple[str, str] | None:
@@ -108,7 +108,7 @@ class Database:
             return ("too_many_clients", RESERVED_TEXT)
         self.next_cost = (self.connect_cpu, False)
         self.held += 1
-        now = self.env.now
+        now = self.env._now
         self.series.connections.set(now, float(self.held + self.other))
         if not self.replica:  # (a service's db_connections are its slots on the primary)
             series.db_connections.add(now, 1.0)
@@ -121,7 +121,7 @@ class Database:
         The pool fixes a connect's length when it starts (its connect timeout races it), so the
         backend's wait for the cores is taken at their share now; its CPU itself is served in
         `CpuShare` from its acceptance on, so the statements feel it exactly."""
-        now = self.env.now
+        now = self.env._now
         arrive = self.unreachable_until if self.unreachable_until > now else now
         accepted = self.postmaster.accept(arrive)
         work, refused = self.next_cost
@@ -136,12 +136,12 @@ class Database:
         work, refused = timer.arg
         self.cpu.add(work, BackendStart())
         counter = self.series.refused_connect_cpu if refused else self.series.connect_cpu
-        counter[int(self.env.now * self.inv_bucket)] += work * self.inv_cores
+        counter[int(self.env._now * self.inv_bucket)] += work * self.inv_cores
 
     def free_slot(self, series: ServiceSeries) -> None:
         """A connection of `series`' service closed (by the pool, a crash, the server, or a failed connect)."""
         self.held -= 1
-        now = self.env.now
+        now = self.env._now
         self.series.connections.set(now, float(self.held + self.other))
         if not self.replica:
             series.db_connections.add(now, -1.0)
@@ -156,7 +156,7 @@ class Database:
 
     def note_refusal(self, service: str, refusal: tuple[str, str]) -> None:
         """Count a refused connect; the first one is an event."""
-        now = self.env.now
+        now = self.env._now
         self.series.refused[int(now * self.inv_bucket)] += 1
         if self.first_refusal and refusal[0] == "too_many_clients":
             self.first_refusal = False
@@ -171,7 +171,7 @@ class Database:
     def restart(self, end: float) -> None:
         """db_restart: every session ends with 57P01; connects are refused until `end`."""
         self.restarting = True
-        Timer(self.env, end - self.env.now, self._restarted)
+        Timer(self.env, end - self.env._now, self._restarted)
         self.sessions.terminate_all(ADMIN_TEXT)
 
     def _restarted(self, _timer: Timer) -> None:
@@ -195,7 +195,7 @@ class Database:
         conn.stmt = stmt
         if conn.iit:
             self.sessions.leave_iit(conn)
-        now = self.env.now
+        now = self.env._now
         stmt.t0 = now
         self.series.active.add(now, 1.0)
         if self.statement_timeout > 0:
@@ -227,9 +227,9 @@ class Database:
     def _count_lock_wait(self, stmt: Statement) -> None:
         """A lock wait is counted when it begins; its seconds when it ends."""
         series = stmt.conn.series
-        b = int(self.env.now * self.inv_bucket)
+        b = int(self.env._now * self.inv_bucket)
         series.lock_waits_done[b] += 1
-        series.lock_wait_sum[b] += self.env.now - stmt.t0
+        series.lock_wait_sum[b] += self.env._now - stmt.t0
 
     def _after_cpu(self, stmt: Statement) -> None:
         if stmt.conn is None:  # a backend's start (BackendStart): nobody waits for it
@@ -260,7 +260,7 @@ class Database:
 
     def _finish(self, stmt: Statement, error: str | None) -> None:
         stmt.phase = 2
-        now = self.env.now
+        now = self.env._now
         conn = stmt.conn
         conn.stmt = None
         conn.last_io = now

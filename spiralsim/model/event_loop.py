@@ -44,8 +44,11 @@ class EventLoop:
         self.bucket = bucket
 
     def later(self, cost: float) -> float:
-        """Book a task of `cost` CPU-seconds arriving now; the seconds until it has run (0: run it now)."""
-        now = self.env.now
+        """Book a task of `cost` CPU-seconds arriving now; the seconds until it has run (0: run it now).
+
+        `later(0)` on an idle loop (`free_at <= now`) books nothing and says 0: the request path
+        tests `cost > 0 or loop.free_at > now` and skips the call otherwise."""
+        now = self.env._now
         free_at = self.free_at
         start = free_at if free_at > now else now
         if cost > 0:
@@ -73,7 +76,7 @@ class EventLoop:
         backlog (call it again with the same argument then); False when it may run now."""
         if timer.__class__ is LoopTimer:
             return False
-        delay = self.free_at - self.env.now
+        delay = self.free_at - self.env._now
         if delay <= 0:
             return False
         LoopTimer(self.env, delay, fn, timer.arg)
@@ -81,7 +84,7 @@ class EventLoop:
 
     def restart(self) -> None:
         """The process died: the work booked but not yet run is gone with it."""
-        now = self.env.now
+        now = self.env._now
         if self.free_at > now:
             self.assigned -= self.free_at - now
             add_span(self.cpu_busy, self.inv_bucket, self.bucket, now, self.free_at, -1.0)
@@ -105,7 +108,7 @@ class LagSampler:
         Timer(env, LAG_SAMPLE_S, self._sample)
 
     def _sample(self, timer: Timer) -> None:
-        now = self.env.now
+        now = self.env._now
         series = self.series
         b = int(now * self.inv_bucket)
         total = 0.0

@@ -97,7 +97,7 @@ class Handler:
             return
         att.conn = None
         if not ep.is_query and ep.leak_on_error:  # thrown past release(): leaked, and dead
-            self._leak(att.pool, conn, error, int(self.env.now * self.inv_bucket))
+            self._leak(att.pool, conn, error, int(self.env._now * self.inv_bucket))
         else:
             att.pool.release(conn, True)
         self._finish(att, error)
@@ -113,20 +113,26 @@ class Handler:
                 conn.role = True
         elif conn.role and att.role == 0:  # a role another request left: another tenant's rows
             att.role = -1
-            self.series.foreign_role[int(self.env.now * self.inv_bucket)] += 1
+            self.series.foreign_role[int(self.env._now * self.inv_bucket)] += 1
         if conn.tx is not None and (att.foreign or req.endpoint.is_query):
-            self.series.foreign_statements[int(self.env.now * self.inv_bucket)] += 1
+            self.series.foreign_statements[int(self.env._now * self.inv_bucket)] += 1
             att.risk_tx = conn.tx
         db = att.pool.replica or self.db
         if req.locks and (req.locks >> i) & 1 and (conn.tx is None or not conn.tx.orphan):
             blocker = db.sessions.blocker(conn)  # (inside an orphan it holds the locks itself)
-        factor = req.endpoint.slowdown(self.env.now)
-        db.execute(conn, req.work[2 * i] * factor, req.work[2 * i + 1] * factor, self._result, att, blocker)
+        work = req.work
+        if req.endpoint.windows:  # a slow_queries incident: scale the statement (else the factor is 1)
+            factor = req.endpoint.slowdown(self.env._now)
+            db.execute(conn, work[2 * i] * factor, work[2 * i + 1] * factor, self._result, att, blocker)
+        else:
+            db.execute(conn, work[2 * i], work[2 * i + 1], self._result, att, blocker)
 
     def _result(self, att: Attempt, error: str | None) -> None:
         """The server answered: the pod's event loop handles the result when it gets to it."""
-        if att.gen == att.pod.gen:
-            delay = att.pod.loop.later(self.result_cpu)
+        pod = att.pod
+        if att.gen == pod.gen:
+            loop, cost = pod.loop, self.result_cpu
+            delay = loop.later(cost) if cost > 0 or loop.free_at > self.env._now else 0.0  # (later(0) idle: 0)
             if delay > 0:
                 att.error = error
                 Timer(self.env, delay, self._result_handled, att)
@@ -173,7 +179,7 @@ class Handler:
                 self._statement(att)
             return
         att.conn = None
-        now = self.env.now
+        now = self.env._now
         b = int(now * self.inv_bucket)
         if error is not None and ep.leak_on_error:
             self._leak(pool, conn, error, b)
@@ -200,13 +206,13 @@ class Handler:
         PgBouncer its transaction keeps the server connection, unless that one is dead)."""
         conn.leaked = True
         self.series.leaked[b] += 1
-        self.series.pool_leaked.add(self.env.now, 1.0)
+        self.series.pool_leaked.add(self.env._now, 1.0)
         srv = conn.server
         if srv is not conn:
             self.bouncer.ready(conn)
         if conn.dead and not conn.dead_counted:
             conn.dead_counted = True
-            self.series.pool_dead.add(self.env.now, 1.0)
+            self.series.pool_dead.add(self.env._now, 1.0)
         self.sessions.orphan(srv)  # idle in transaction (aborted), locks held
         self._first("leak", "first_leak", f"a failed statement ({error}) skipped client.release():"
                     f" {pool.total} of {pool.max} connections open in that pod's pool")
@@ -217,14 +223,14 @@ class Handler:
             if tx.open:
                 tx.at_risk += 1
             elif not tx.committed:  # already rolled back under it
-                self.series.lost_writes[int(self.env.now * self.inv_bucket)] += 1
+                self.series.lost_writes[int(self.env._now * self.inv_bucket)] += 1
         att.risk_tx = None
         att.pod.finish(att, error)
 
     def _first(self, key: str, kind: str, detail: str) -> None:
         if key not in self.series.first_failure:
             self.series.first_failure.add(key)
-            self.recorder.event(self.env.now, self.service, kind, detail)
+            self.recorder.event(self.env._now, self.service, kind, detail)
 
     def _after_think(self, timer: Timer) -> None:
         att = timer.arg

@@ -116,7 +116,7 @@ class Pod:
 
     # --- lifecycle ---------------------------------------------------------
     def _state(self, state: int) -> None:
-        now = self.env.now
+        now = self.env._now
         if self.state in STATE_LEVEL:
             getattr(self.series, STATE_LEVEL[self.state]).add(now, -1.0)
         if state in STATE_LEVEL:
@@ -127,7 +127,7 @@ class Pod:
         """A new process's pools: the primary's (returned), and one per read replica."""
         self.errors_seen: set[str] = set()
         if self.limit is not None:  # a new process: the limiter starts again
-            self.limit.start(self.env.now)
+            self.limit.start(self.env._now)
         w = self.wiring
         pool = Pool(self.env, w.pool_config, w.connector, self.series, self.waiting_level, self.in_use_level,
                     w.service)
@@ -155,7 +155,7 @@ class Pod:
 
     def start_running(self) -> None:
         """A pod that was running before the simulation: ready at once, warm connections open."""
-        self.started_at = self.container_at = self.env.now
+        self.started_at = self.container_at = self.env._now
         self.pod_start = -float("inf")  # long before: past the HPA's cpu initialization period
         self.backoff = NO_BACKOFF
         self.ever_ready = True
@@ -168,7 +168,7 @@ class Pod:
     def create(self) -> None:
         """A new container: starting (a new pod pulls its image first, a restart finds it on the node),
         then warming, then ready."""
-        now = self.env.now
+        now = self.env._now
         pull = 0.0
         if self.state == GONE:  # a new pod: Pending while its image is pulled; no restart backoff yet
             pull = self.config.image_pull
@@ -217,7 +217,7 @@ class Pod:
         self._state(READY)
         self.ready.append(self)
         if not quiet:
-            self.recorder.event(self.env.now, self.wiring.service, "pod_ready",
+            self.recorder.event(self.env._now, self.wiring.service, "pod_ready",
                                         f"{self.name} ready ({self.pool.total} connections open)")
         if self.pending is not None:
             att, self.pending = self.pending, None
@@ -260,7 +260,7 @@ class Pod:
 
     def _gone(self) -> None:
         if self.limit is not None:
-            self.limit.stop(self.env.now)
+            self.limit.stop(self.env._now)
         self._close_pool()
         self._state(GONE)
 
@@ -269,7 +269,7 @@ class Pod:
         in flight fail, connections close, CrashLoopBackOff."""
         if self.state in (GONE, CRASHLOOP):
             return
-        now = self.env.now
+        now = self.env._now
         if self.state == READY:
             self._leave_balancer()
             self.ever_ready = True
@@ -295,7 +295,7 @@ class Pod:
     def _restart(self, timer: Timer) -> None:
         if timer.arg != self.gen or self.state != CRASHLOOP:
             return
-        self.recorder.event(self.env.now, self.wiring.service, "pod_restart", f"{self.name} restarted")
+        self.recorder.event(self.env._now, self.wiring.service, "pod_restart", f"{self.name} restarted")
         self.create()
 
     def _fail_inflight(self) -> None:
@@ -307,7 +307,7 @@ class Pod:
         attempts = list(self.attempts.values())
         self.attempts.clear()
         self.inflight = 0
-        self.series.inflight.add(self.env.now, -len(attempts))
+        self.series.inflight.add(self.env._now, -len(attempts))
         for att in attempts:
             self.respond(att, "pod_crashed")
 
@@ -330,7 +330,7 @@ class Pod:
     def _note_error(self, kind: str, text: str) -> None:
         if kind not in self.errors_seen:  # the first of each kind per container is an event
             self.errors_seen.add(kind)
-            self.recorder.event(self.env.now, self.wiring.service, kind, f"{self.name}: {text}")
+            self.recorder.event(self.env._now, self.wiring.service, kind, f"{self.name}: {text}")
 
     # --- probes ------------------------------------------------------------
     @property
@@ -346,7 +346,7 @@ class Pod:
     def _leave_balancer(self) -> None:
         if self.unready:
             self.unready = False
-            self.series.pods_unready.add(self.env.now, -1.0)
+            self.series.pods_unready.add(self.env._now, -1.0)
         else:
             self.ready.remove(self)
 
@@ -359,7 +359,7 @@ class Pod:
         if self.limit is not None and self.inflight >= self.limit.limit:
             self.respond(att, "concurrency_limited")
             return
-        now = self.env.now
+        now = self.env._now
         self.inflight += 1
         if self.limit is not None:
             att.t0 = now
@@ -368,7 +368,8 @@ class Pod:
         self.series.inflight.add(now, 1.0)
         att.pod = self
         att.gen = self.gen
-        delay = self.loop.later(self.cpu_per_request)
+        loop, cost = self.loop, self.cpu_per_request
+        delay = loop.later(cost) if cost > 0 or loop.free_at > now else 0.0  # (later(0) on an idle loop: 0)
         if delay > 0:
             Timer(self.env, delay, self._cpu_done, att)
         else:
@@ -385,7 +386,7 @@ class Pod:
             return  # the pod crashed meanwhile and answered it then
         self.inflight -= 1
         del self.attempts[att.seq]
-        now = self.env.now
+        now = self.env._now
         self.series.inflight.add(now, -1.0)
         if self.limit is not None:
             self.limit.sample(now, now - att.t0, att.inflight0, error)

@@ -83,7 +83,7 @@ class Pool:
     # --- gauges ------------------------------------------------------------
     def _total(self, delta: int) -> None:
         self.total += delta
-        now = self.env.now
+        now = self.env._now
         self.series.pool_total.add(now, delta)
         self.in_use_level.add(now, delta)  # a connection opens or closes checked out
 
@@ -93,13 +93,13 @@ class Pool:
 
     def _waiting(self, delta: int) -> None:
         self.waiting += delta
-        now = self.env.now
+        now = self.env._now
         self.series.pool_waiting.add(now, delta)
         self.waiting_level.add(now, delta)  # (the pod's gauge: its pools' waiters together)
 
     def _handout(self, w: Waiter, conn: Connection | None, error: str | None) -> None:
         """Answer a caller; its wait (to a connection or an error) feeds the acquire-wait mean."""
-        now = self.env.now
+        now = self.env._now
         b = int(now * self.inv_bucket)
         series = self.series
         series.acquires[b] += 1
@@ -109,7 +109,7 @@ class Pool:
     # --- acquire -----------------------------------------------------------
     def acquire(self, cb: AcquireCallback, arg: object) -> None:
         """pool.connect(): `cb(arg, conn, None)` with a connection, or `cb(arg, None, kind)`."""
-        now = self.env.now
+        now = self.env._now
         if not self.waiting:
             if self.idle:
                 conn = self.idle.pop()
@@ -165,7 +165,7 @@ class Pool:
             if self.idle:
                 conn = self.idle.pop()
                 conn.state = BUSY
-                self._idle(self.env.now, -1)
+                self._idle(self.env._now, -1)
                 w = self._next_waiter()
                 w.state = GONE
                 self._handout(w, conn, None)
@@ -203,7 +203,7 @@ class Pool:
         if self.loop is not None and self.loop.defer(self._on_connected, timer):
             return
         conn, w = timer.arg
-        now = self.env.now
+        now = self.env._now
         b = int(now * self.inv_bucket)
         if conn.refusal is not None:
             self.refusing -= 1
@@ -274,7 +274,7 @@ class Pool:
             w.state = GONE
             self._handout(w, conn, None)
             return
-        now = self.env.now
+        now = self.env._now
         conn.state = IDLE
         conn.idle_since = now
         self.idle.append(conn)
@@ -291,9 +291,9 @@ class Pool:
         if conn.state != IDLE or self.frozen:  # frozen: `thaw` sets it again
             return
         due = conn.idle_since + self.idle_timeout
-        if due - self.env.now > 1e-9:  # reused since this timer was set: wait for the rest
+        if due - self.env._now > 1e-9:  # reused since this timer was set: wait for the rest
             conn.idle_timer = True
-            Timer(self.env, due - self.env.now, self._on_idle_timeout, conn)
+            Timer(self.env, due - self.env._now, self._on_idle_timeout, conn)
         elif self.total > self.min:
             self._close(conn)
 
@@ -305,7 +305,7 @@ class Pool:
         """A request thaws the instance: idle timers run again, those overdue at once."""
         self.frozen = False
         if self.idle_timeout > 0:
-            now = self.env.now
+            now = self.env._now
             for conn in self.idle:
                 if not conn.idle_timer:
                     conn.idle_timer = True
@@ -352,12 +352,12 @@ class Pool:
         elif conn.state == BUSY and conn.stmt is None:
             if conn.leaked and not conn.dead_counted:
                 conn.dead_counted = True
-                self.series.pool_dead.add(self.env.now, 1.0)
+                self.series.pool_dead.add(self.env._now, 1.0)
             if self.on_client_error is not None:
                 self.on_client_error(conn, text)
 
     def _close(self, conn: Connection) -> None:
-        now = self.env.now
+        now = self.env._now
         if conn.state == CLOSED:
             return
         if conn.state == IDLE:

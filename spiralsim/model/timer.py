@@ -7,6 +7,7 @@ what lets a request cost a handful of events instead of dozens.
 """
 from __future__ import annotations
 
+from heapq import heappop, heappush
 from typing import Any, Callable
 
 from simpy import Environment
@@ -21,7 +22,8 @@ class Timer(Event):
         self.callbacks = [fn]
         self._value = arg
         self._ok = True
-        env.schedule(self, NORMAL, delay)
+        # env.schedule(self, NORMAL, delay), its one line inlined: two timers per request
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
 
     @property
     def arg(self) -> Any:
@@ -41,4 +43,33 @@ class Deadline(Timer):
         self.callbacks = [fn]
         self._value = arg
         self._ok = True
-        env.schedule(self, URGENT, delay)
+        heappush(env._queue, (env._now + delay, URGENT, next(env._eid), self))  # env.schedule(self, URGENT, delay)
+
+
+def run_until(env: Environment, at: float) -> None:
+    """`env.run(until=at)` for a time `at` later than now, with SimPy's `step()` inlined in the loop.
+
+    The same stop event (URGENT, at `now + (at - now)`, its sequence number taken when it is
+    scheduled), the same order of events and callbacks, a failed event not defused raised
+    the same way; it saves a method call and a try block per event (two events per request).
+    The model never raises StopSimulation from a callback, the one case it does not handle.
+    """
+    if at <= env._now:
+        raise ValueError(f"until ({at}) must be greater than the current simulation time")
+    stop = Event(env)
+    stop._ok = True
+    stop._value = None
+    heappush(env._queue, (env._now + (at - env._now), URGENT, next(env._eid), stop))
+    queue = env._queue
+    while True:
+        env._now, _, _, event = heappop(queue)
+        if event is stop:
+            stop.callbacks = None  # processed, as SimPy leaves it
+            return
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc

@@ -107,7 +107,7 @@ class Traffic:
             Timer(self.env, t - now, self._arrive)
 
     def _arrive(self, _timer: Timer) -> None:
-        now = self.env.now
+        now = self.env._now
         eps = self.endpoints
         if len(eps) == 1:
             ep = eps[0]

@@ -15,7 +15,7 @@ from ..scenario import Scenario
 from ..scenario.triggers import incidents, phases
 from .database import Database
 from .service import Service
-from .timer import Timer
+from .timer import Timer, run_until
 
 PROGRESS_SLICES = 100
 
@@ -72,7 +72,7 @@ class World:
         duration = self.scenario.duration
         env = self.env
         for k in range(1, PROGRESS_SLICES + 1):
-            env.run(until=duration * k / PROGRESS_SLICES)
+            run_until(env, duration * k / PROGRESS_SLICES)  # env.run(until=...), its loop inlined
             if progress is not None:
                 progress(k / PROGRESS_SLICES)
         recording = self.recorder.finalize(duration)
