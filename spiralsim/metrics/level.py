@@ -19,72 +19,90 @@ class Level:
     """A time-weighted gauge: integrates value x seconds per bucket, keeps each bucket's peak.
 
     Most changes land in the same bucket as the previous one; that path is a
-    comparison with the bucket's end and three array updates.
+    comparison with the bucket's end and two float updates: the current bucket's
+    area and peak so far are plain floats (`acc`, `pk`), written into the arrays
+    when the gauge moves on to a later bucket and whenever `area` or `peak` is read
+    (an array item update costs three times a float attribute's). They start from
+    the arrays' zeros and take the same additions in the same order, so every
+    figure is the one the arrays would hold.
     """
 
-    __slots__ = ("value", "t_last", "area", "peak", "sample", "inv_bucket", "bucket", "b", "b_end")
+    __slots__ = ("value", "t_last", "_area", "_peak", "sample", "inv_bucket", "bucket", "b", "b_end", "acc", "pk")
 
     def __init__(self, n_buckets: int, bucket: float, value: float = 0.0):
         self.value = value
         self.t_last = 0.0
-        self.area = zeros(n_buckets + 1)
-        self.peak = zeros(n_buckets + 1)
+        self._area = zeros(n_buckets + 1)
+        self._peak = zeros(n_buckets + 1)
         self.sample = zeros(n_buckets + 1)  # the value at each bucket's end (a 1 s scrape)
         self.bucket = bucket
         self.inv_bucket = 1.0 / bucket
-        self.peak[0] = value
         self.b = 0  # the bucket of t_last, and where it ends
         self.b_end = bucket
+        self.acc = 0.0   # bucket b's value x seconds so far
+        self.pk = value  # bucket b's peak so far
+
+    @property
+    def area(self) -> array:
+        """Value x seconds per bucket (the current one's so far)."""
+        self._area[self.b] = self.acc
+        return self._area
+
+    @property
+    def peak(self) -> array:
+        """Each bucket's peak (the current one's so far)."""
+        self._peak[self.b] = self.pk
+        return self._peak
 
     def set(self, now: float, value: float) -> None:
         """The gauge takes `value` at time `now` (seconds)."""
         if now < self.b_end:
-            b = self.b
-            self.area[b] += self.value * (now - self.t_last)
+            self.acc += self.value * (now - self.t_last)
         else:
-            b = self._cross(now)
+            self._cross(now)
         self.t_last = now
-        if value > self.peak[b]:
-            self.peak[b] = value
+        if value > self.pk:
+            self.pk = value
         self.value = value
 
     def add(self, now: float, delta: float) -> None:
         """The gauge moves by `delta` at time `now`."""
         v = self.value
         if now < self.b_end:
-            b = self.b
-            self.area[b] += v * (now - self.t_last)
+            self.acc += v * (now - self.t_last)
         else:
-            b = self._cross(now)
+            self._cross(now)
         self.t_last = now
         v += delta
         self.value = v
-        if v > self.peak[b]:
-            self.peak[b] = v
+        if v > self.pk:
+            self.pk = v
 
-    def _cross(self, now: float) -> int:
-        """Integrate from t_last into a later bucket; returns the bucket of `now`."""
+    def _cross(self, now: float) -> None:
+        """Integrate from t_last into a later bucket, which becomes the current one."""
         v = self.value
         t = self.t_last
         bucket = self.bucket
-        area, peak, sample = self.area, self.peak, self.sample
+        area, peak, sample = self._area, self._peak, self.sample
         b0 = self.b
         b1 = max(int(now * self.inv_bucket), b0 + 1)
-        area[b0] += v * ((b0 + 1) * bucket - t)
+        area[b0] = self.acc + v * ((b0 + 1) * bucket - t)
+        peak[b0] = self.pk
         sample[b0] = v
         for b in range(b0 + 1, b1):
             area[b] += v * bucket
             sample[b] = v
             if v > peak[b]:
                 peak[b] = v
+        acc, pk = 0.0, 0.0  # bucket b1's, untouched so far
         into = now - b1 * bucket
         if into > 0:
-            area[b1] += v * into
-            if v > peak[b1]:
-                peak[b1] = v
+            acc += v * into
+            if v > pk:
+                pk = v
+        self.acc, self.pk = acc, pk
         self.b = b1
         self.b_end = (b1 + 1) * bucket
-        return b1
 
     def close(self, end: float) -> None:
         """Integrate up to `end` (the run's end) and sample the last, possibly short, bucket."""
