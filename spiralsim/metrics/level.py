@@ -110,3 +110,26 @@ class Level:
         last = math.ceil(end * self.inv_bucket - 1e-9) - 1
         if last >= 0:
             self.sample[last] = self.value
+
+
+def add_opposite(now: float, a: Level, b: Level, delta: float) -> None:
+    """`a.add(now, delta)` then `b.add(now, -delta)` (two distinct gauges), their same-bucket paths
+    in one call: a pool's idle connections and its pod's in-use ones move so at every acquire and release."""
+    if now < a.b_end and now < b.b_end:
+        v = a.value
+        a.acc += v * (now - a.t_last)
+        a.t_last = now
+        v += delta
+        a.value = v
+        if v > a.pk:
+            a.pk = v
+        v = b.value
+        b.acc += v * (now - b.t_last)
+        b.t_last = now
+        v -= delta
+        b.value = v
+        if v > b.pk:
+            b.pk = v
+    else:
+        a.add(now, delta)
+        b.add(now, -delta)

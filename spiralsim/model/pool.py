@@ -19,7 +19,7 @@ from typing import Callable
 
 from simpy import Environment
 
-from ..metrics import Level, ServiceSeries
+from ..metrics import Level, ServiceSeries, add_opposite
 from ..scenario import PoolConfig
 from .connection import BUSY, CLOSED, IDLE, Connection, Connector
 from .event_loop import EventLoop
@@ -88,8 +88,7 @@ class Pool:
         self.in_use_level.add(now, delta)  # a connection opens or closes checked out
 
     def _idle(self, now: float, delta: int) -> None:
-        self.series.pool_idle.add(now, delta)
-        self.in_use_level.add(now, -delta)
+        add_opposite(now, self.series.pool_idle, self.in_use_level, delta)  # in use: the other way
 
     def _waiting(self, delta: int) -> None:
         self.waiting += delta

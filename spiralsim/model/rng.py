@@ -36,7 +36,9 @@ class Draws:
     def next(self) -> float:
         """One draw: U(0,1), Exp(1) or N(0,1)."""
         i = self._i
-        if i == len(self._buf):
+        try:
+            x = self._buf[i]
+        except IndexError:  # the block is used up (a try costs nothing until it catches; len() is a call)
             g = self._gen
             if self._kind == "uniform":
                 self._buf = g.random(BLOCK).tolist()
@@ -45,5 +47,6 @@ class Draws:
             else:
                 self._buf = g.standard_normal(BLOCK).tolist()
             i = 0
+            x = self._buf[0]
         self._i = i + 1
-        return self._buf[i]
+        return x

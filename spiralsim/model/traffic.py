@@ -124,4 +124,6 @@ class Traffic:
             self.client.request(Request(now, ep, work, errors, locks, orphan))
         else:
             self.client.request(Request(now, ep, work, errors))
-        self._schedule(now)
+        t = self.curve.next_arrival(now, self.gaps.next())  # `_schedule(now)`, inlined: once per request
+        if t != math.inf:
+            Timer(self.env, t - now, self._arrive)
