@@ -72,14 +72,14 @@ class Client:
         """A new user request arrives."""
         self.open_requests += 1
         now = self.env._now
-        self.series.requests_open.add(now, 1.0)
-        self.series.arrivals[int(now * self.inv_bucket)] += 1
-        self._attempt(req)
-
-    def _attempt(self, req: Request) -> None:
-        req.attempts += 1
-        now = self.env._now
         b = int(now * self.inv_bucket)
+        self.series.requests_open.add(now, 1.0)
+        self.series.arrivals[b] += 1
+        self._attempt(req, now, b)
+
+    def _attempt(self, req: Request, now: float, b: int) -> None:
+        """An attempt of `req` now (`b`: the bucket of `now`)."""
+        req.attempts += 1
         series = self.series
         series.attempts[b] += 1
         if req.attempts > 1:
@@ -102,7 +102,8 @@ class Client:
         self.route(att)
 
     def _retry(self, timer: Timer) -> None:
-        self._attempt(timer.arg)
+        now = self.env._now
+        self._attempt(timer.arg, now, int(now * self.inv_bucket))
 
     def respond(self, att: Attempt, error: str | None) -> None:
         """The server side of an attempt ended (error kind or None for success)."""

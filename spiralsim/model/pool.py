@@ -113,7 +113,7 @@ class Pool:
             if self.idle:
                 conn = self.idle.pop()
                 conn.state = BUSY
-                self._idle(now, -1)
+                add_opposite(now, self.series.pool_idle, self.in_use_level, -1)  # `_idle(now, -1)`, once a request
                 self.series.acquires[int(now * self.inv_bucket)] += 1
                 cb(arg, conn, None)
                 return
@@ -277,7 +277,7 @@ class Pool:
         conn.state = IDLE
         conn.idle_since = now
         self.idle.append(conn)
-        self._idle(now, 1)
+        add_opposite(now, self.series.pool_idle, self.in_use_level, 1)  # `_idle(now, 1)`, once a request
         if self.idle_timeout > 0 and not conn.idle_timer:
             conn.idle_timer = True
             Timer(self.env, self.idle_timeout, self._on_idle_timeout, conn)
