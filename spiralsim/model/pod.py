@@ -332,7 +332,6 @@ class Pod:
             self.errors_seen.add(kind)
             self.recorder.event(self.env._now, self.wiring.service, kind, f"{self.name}: {text}")
 
-    # --- probes ------------------------------------------------------------
     @property
     def running(self) -> bool:
         """The process is up and its event loop turns (warming, ready or terminating)."""
