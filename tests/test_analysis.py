@@ -1,4 +1,4 @@
-"""Outcome classification, per-phase p99, totals and the five alerts, on synthetic runs."""
+"""Outcome classification, per-phase p99, totals and the alerts, on synthetic runs."""
 from __future__ import annotations
 
 import json
@@ -131,7 +131,8 @@ def _series(n=600, **cols):
     base = {"service": np.array(["api"] * n, dtype=object), "pool_in_use": np.full(n, 3.0),
             "pods_ready": np.full(n, 2.0), "arrivals": np.full(n, 100.0),
             "pool_waiting_sampled": np.zeros(n), "db_connections_max": np.full(n, 10.0),
-            "db_oldest_idle_in_transaction_s": np.zeros(n), "statement_p99_ms": np.full(n, 5.0)}
+            "db_oldest_idle_in_transaction_s": np.zeros(n), "statement_p99_ms": np.full(n, 5.0),
+            "failures": np.zeros(n), "successes": np.full(n, 100.0)}
     for key, (lo, hi, value) in cols.items():
         base[key] = base[key].copy()
         base[key][lo:hi] = value
@@ -217,7 +218,8 @@ def test_alerts_reach_the_event_log():
 NON_DEFAULT = {"pool_waiting_for": 5.0, "pool_saturation_share": 0.5, "pool_saturation_for": 10.0,
                "pool_collapse_share": 0.5, "pool_collapse_window": 100.0, "pool_collapse_for": 20.0,
                "db_connections_share": 0.5, "db_connections_for": 5.0, "idle_in_transaction_for": 3.0,
-               "statement_p99_budget": 0.1, "statement_budget_for": 30.0}
+               "statement_p99_budget": 0.1, "statement_budget_for": 30.0,
+               "error_rate_threshold": 0.1, "error_rate_for": 20.0}
 
 
 @pytest.mark.parametrize("cols, pod, expected, default", [
@@ -230,6 +232,9 @@ NON_DEFAULT = {"pool_waiting_for": 5.0, "pool_saturation_share": 0.5, "pool_satu
      ("idle_in_transaction", "", 21.0, 26.0)),
     # statements' p99 of 150 ms from 100 s to 200 s: above a budget of 100 ms, not the default 200 ms
     ({"statement_p99_ms": (100, 200, 150.0)}, 0, ("slow_query_budget", "api", 131.0, 201.0), None),
+    # 5 of 100 failing from 300 s to 400 s: above the default 1 %, not above 10 %; 20 of 100 above both
+    ({"failures": (300, 400, 20.0), "successes": (300, 400, 80.0)}, 0, ("error_rate", "api", 321.0, 401.0),
+     ("error_rate", "api", 361.0, 401.0)),
 ])
 def test_each_alert_follows_its_analysis_settings(cols, pod, expected, default):
     series, pods = _series(**cols), _pod(lo=300, value=pod)
@@ -242,6 +247,29 @@ def test_slow_query_budget_fires_on_the_statements_p99_and_a_bucket_without_stat
     assert _alerts(series) == [("slow_query_budget", "api", 161.0, 201.0)]  # held 60 s from the scrape at 101
     series["statement_p99_ms"][150] = np.nan  # no statement ended in that bucket: not above (as PromQL's NaN)
     assert _alerts(series) == []  # 50 then 49 scrapes above: neither holds 60 s
+
+
+def test_error_rate_fires_on_failed_requests_over_ended_ones_held_a_minute_and_resolves():
+    # 2 of 100 requests failing at the scrapes ending 100..199 s: pending at 101, firing at 161, resolved at 201
+    series = _series(failures=(100, 200, 2.0), successes=(100, 200, 98.0))
+    assert _alerts(series) == [("error_rate", "api", 161.0, 201.0)]
+    assert _alerts(_series(failures=(100, 200, 1.0), successes=(100, 200, 99.0))) == []  # exactly 1 %: not above
+    assert _alerts(_series(failures=(100, 200, 1.0), successes=(100, 200, 199.0))) == []  # 0.5 %: below
+    assert _alerts(_series(failures=(100, 159, 2.0), successes=(100, 159, 98.0))) == []  # 59 s: not held
+    quiet = _series(failures=(100, 200, 2.0), successes=(100, 200, 98.0))
+    quiet["failures"][150] = quiet["successes"][150] = 0.0  # nothing ended in that bucket: not above
+    assert _alerts(quiet) == []  # 50 then 49 scrapes above: neither holds 60 s
+
+
+def test_error_rate_alert_on_a_synthetic_run_reaches_the_summary_and_the_events():
+    def failing(t: float) -> dict:
+        return {"ok": 95, "fail": 5} if 120 <= t < 300 else {}
+    result = build(fake_scenario(), failing)
+    fired = [(a["name"], a["service"], a["fired_at"], a["resolved_at"]) for a in result.summary["alerts"]]
+    assert fired == [("error_rate", "api", 181.0, 301.0)]  # 5 % from the scrape at 121, held 60 s
+    kinds = [(e.time, e.kind, e.detail) for e in result.events if e.kind.startswith("alert")]
+    assert kinds == [(181.0, "alert_firing", "error_rate"), (301.0, "alert_resolved", "error_rate")]
+    assert build(fake_scenario(), lambda t: {"ok": 995, "fail": 5}).summary["alerts"] == []  # 0.5 %: below 1 %
 
 
 def test_non_default_settings_fire_nothing_on_a_healthy_series():

@@ -194,5 +194,5 @@ def test_cli_summary_has_one_leak_line_per_service(leaky):
     assert ("  leaks: 72 leaked connections, 7 orphaned transactions, 14 requests' writes lost, "
             "14 lock waits (mean 250 ms), up to 10 dead clients in the pool") in lines
     assert lines[-1] == ("alerts: idle_in_transaction 1 h 59 min before the impact, "
-                         "pool_collapse (api) 1 h 49 min before the impact, pool_waiting (api)")
+                         "pool_collapse (api) 1 h 49 min before the impact, pool_waiting (api), error_rate (api)")
     assert not any(line.startswith("  leaks:") for line in summary_lines(build(fake_scenario()).summary))

@@ -94,6 +94,15 @@ def _slow_query_budget(s: Scrape, a: AnalysisConfig) -> np.ndarray:
     return np.nan_to_num(s.col("statement_p99_ms"), nan=0.0) > 1000 * a.statement_p99_budget
 
 
+def _error_rate(s: Scrape, a: AnalysisConfig) -> np.ndarray:
+    """The service's failed requests over those that ended in the bucket, above the threshold that makes
+    a bucket degraded (no request ended: not above)."""
+    failures, ended = s.col("failures"), s.col("failures") + s.col("successes")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(ended > 0, failures / np.where(ended > 0, ended, 1.0), 0.0)
+    return share > a.error_rate_threshold
+
+
 #: The alerts, in the order of same-time firings.
 ALERTS: tuple[Alert, ...] = (
     Alert("pool_waiting", "service", "pool_waiting_for", _pool_waiting,
@@ -113,6 +122,9 @@ ALERTS: tuple[Alert, ...] = (
     Alert("slow_query_budget", "service", "statement_budget_for", _slow_query_budget,
           lambda a: (f"the service's statements' p99 above the budget of {1000 * a.statement_p99_budget:g} ms "
                      f"for {a.statement_budget_for:g} s")),
+    Alert("error_rate", "service", "error_rate_for", _error_rate,
+          lambda a: (f"more than {100 * a.error_rate_threshold:g} % of the service's requests failed "
+                     f"for {a.error_rate_for:g} s")),
 )
 ALERT_NAMES = tuple(a.name for a in ALERTS)
 

@@ -109,8 +109,11 @@ def _acquire_timeout(sc: Scenario) -> Overrides:
 
 
 def _scale_on_cpu(sc: Scenario) -> Overrides:
-    return _each(sc, lambda s: s.autoscaler is not None and not SIGNALS[s.autoscaler.signal].resource,
-                 lambda s: ['autoscaler.signal="cpu"', "autoscaler.target=0.7"])
+    # several metrics: cpu in their list, in place of the others
+    return _each(sc, lambda s: s.autoscaler is not None and not any(SIGNALS[m.signal].resource
+                                                                  for m in s.autoscaler.specs),
+                 lambda s: (['autoscaler.metrics=[{ signal = "cpu", target = 0.7 }]'] if s.autoscaler.metrics
+                            else ['autoscaler.signal="cpu"', "autoscaler.target=0.7"]))
 
 
 def _shed(sc: Scenario) -> Overrides:

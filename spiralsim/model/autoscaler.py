@@ -6,9 +6,11 @@ Each signal is the HPA metric type a team would declare for it
 (`vocabulary.SIGNALS`): `cpu` a Resource metric (metrics-server's per-pod
 event-loop utilisation); `pool_waiting`, `inflight` and `pool_utilization` Pods
 metrics (each pod's own value, exported by the app and averaged over the pods
-that have one); `latency_p99` and `latency_mean` Object metrics (the Service's,
-over the requests that ended in the window). New pods start in `starting`, so
-the effect of a decision lags by the image pull, the startup and the warm-up.
+that have one); `latency_p99`, `latency_mean` and `error_rate` Object metrics
+(the Service's, over the requests that ended, or the attempts answered, in the
+window). With several metrics, each is read and `Hpa` takes the largest
+recommendation. New pods start in `starting`, so the effect of a decision lags
+by the image pull, the startup and the warm-up.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from .timer import Timer
 # of a pod's start, a cpu sample counts only from a ready pod, taken a whole window after it became ready
 CPU_INITIALIZATION_PERIOD_S = 300.0
 UNREADY, MISSING, COUNTED = range(3)
+#: How a share is named in the scale events.
+SHARE_LABELS = {"cpu": "CPU", "pool_utilization": "pool", "error_rate": "errors"}
 
 
 class Replicas(Protocol):
@@ -41,11 +45,12 @@ class Replicas(Protocol):
 
 
 def describe(signal: Signal, value: float | None) -> str:
-    """A signal's value as a person reads it ("CPU 82 %", "p99 6.3 s", "inflight 3.2 per pod")."""
+    """A signal's value as a person reads it ("CPU 82 %", "p99 6.3 s", "errors 4.2 %", "inflight 3.2 per pod")."""
     if value is None:
         return "no data"
     if signal.unit == "share":
-        return f"{'CPU' if signal.name == 'cpu' else 'pool'} {100 * value:.0f} %"
+        digits = 1 if signal.name == "error_rate" else 0
+        return f"{SHARE_LABELS.get(signal.name, signal.name)} {100 * value:.{digits}f} %"
     if signal.latency:
         which = signal.name.replace("latency_", "")
         return f"{which} {value * 1000:.0f} ms" if value < 1 else f"{which} {value:.1f} s"
@@ -53,9 +58,9 @@ def describe(signal: Signal, value: float | None) -> str:
 
 
 def describe_target(signal: Signal, target: float) -> str:
-    """The target as the scale events show it ("70 %", "200 ms", "3.0 per pod")."""
+    """The target as the scale events show it ("70 %", "200 ms", "5 %", "3.0 per pod")."""
     if signal.unit == "share":
-        return f"{100 * target:.0f} %"
+        return f"{100 * target:g} %" if signal.name == "error_rate" else f"{100 * target:.0f} %"
     return describe(signal, target).split(" ", 1)[-1]
 
 
@@ -67,13 +72,14 @@ class Autoscaler:
         """Its first decision comes one `period` after the start."""
         self.env = env
         self.config = config
-        self.signal = SIGNALS[config.signal]
+        self.signals = [SIGNALS[spec.signal] for spec in config.specs]
+        self.signal = self.signals[0]
         self.hpa = Hpa(config)
         self.deployment = deployment
         self.service = service
         self.series = series
         self.recorder = recorder
-        self.target_text = describe_target(self.signal, config.target)
+        self.target_texts = [describe_target(SIGNALS[spec.signal], spec.target) for spec in config.specs]
         # cpu samples of each running container, (time, busy seconds), keyed by the container's start
         self.cpu_history: dict[Pod, tuple[float, list[tuple[float, float]]]] = {}
         self.ready_seen: dict[Pod, float] = {}  # the first decision that found each pod ready (this time)
@@ -90,11 +96,10 @@ class Autoscaler:
         for pod in live:
             if pod.is_ready:
                 self.ready_seen.setdefault(pod, now)
-        obs = self._observe(now, deployment.desired, live)
-        decision = self.hpa.decide(now, obs)
+        observations = [self._observe(now, deployment.desired, live, signal) for signal in self.signals]
+        decision = self.hpa.decide(now, *observations)
         self.decisions.append(decision)
-        detail = (f"{describe(self.signal, decision.value)} against a target of {self.target_text}: "
-                  f"{decision.current} -> {decision.desired} pods ({decision.reason})")
+        detail = self._detail(decision)
         if decision.desired > decision.current:
             kind = "scale_up"
         elif decision.desired < decision.current:
@@ -106,19 +111,30 @@ class Autoscaler:
             deployment.set_replicas(decision.desired)
         Timer(self.env, self.config.period, self._tick)
 
-    def _observe(self, now: float, current: int, live: list[Pod]) -> Observation:
-        """The signal and the pods as the metric type's calculator sorts them."""
+    def _detail(self, d: Decision) -> str:
+        """The scale event's words: the metric (with several, each one's ask and which won), the change, why."""
+        change = f"{d.current} -> {d.desired} pods ({d.reason})"
+        if len(self.signals) == 1:
+            return f"{describe(self.signal, d.value)} against a target of {self.target_texts[0]}: {change}"
+        parts = [f"{signal.name}: no data" if p.replicas is None else
+                 f"{describe(signal, p.value)} against {text} asks {p.replicas}"
+                 for signal, text, p in zip(self.signals, self.target_texts, d.proposals)]
+        head = f"{d.metric} wins: " if d.metric else ""
+        return f"{head}{'; '.join(parts) or 'metrics not read'}: {change}"
+
+    def _observe(self, now: float, current: int, live: list[Pod], signal: Signal) -> Observation:
+        """One signal and the pods as its metric type's calculator sorts them."""
         ready = [p for p in live if p.is_ready]
-        if not self.signal.per_pod:  # an Object metric: the Service's value, the Running and Ready pods
-            return Observation(current, self._service_value(now), len(ready))
-        values = self._cpu(now, live) if self.signal.reads == "pod_cpu" else self._pods_metric(now, live)
+        if not signal.per_pod:  # an Object metric: the Service's value, the Running and Ready pods
+            return Observation(current, self._service_value(now, signal), len(ready))
+        values = self._cpu(now, live) if signal.reads == "pod_cpu" else self._pods_metric(now, live, signal)
         counted = [v for kind, v in values if kind == COUNTED]
         unready = sum(1 for kind, _ in values if kind == UNREADY)
         missing = sum(1 for kind, _ in values if kind == MISSING)
         if not counted:  # "did not receive metrics for targeted pods": the sync fails
             return Observation(current, None, 0, unready, missing)
-        if self.signal.reads == "gauge":  # the service-wide gauge shared out over the pods with a metric
-            mean = self._gauge(now) / len(counted)
+        if signal.reads == "gauge":  # the service-wide gauge shared out over the pods with a metric
+            mean = self._gauge(now, signal) / len(counted)
         else:
             mean = sum(counted) / len(counted)
         return Observation(current, mean, len(counted), unready, missing)
@@ -129,26 +145,32 @@ class Autoscaler:
         b1 = int(now * rec.inv_bucket + 1e-9)
         return max(0, b1 - max(1, round(self.config.window * rec.inv_bucket))), b1
 
-    def _service_value(self, now: float) -> float | None:
-        """A latency of the service's requests that ended in the window (none ended: no data)."""
+    def _service_value(self, now: float, signal: Signal) -> float | None:
+        """The Service's value over the window: a latency of its requests that ended (none ended: no data), or
+        its error rate, the failed attempts over those answered: the requests that failed and the retries started
+        (each follows a failed attempt), over those and the successes (none answered: no data)."""
         series = self.series
         b0, b1 = self._buckets(now)
+        if signal.reads == "error_rate":
+            failed = sum(sum(kind[b0:b1]) for kind in series.failures) + sum(series.retries[b0:b1])
+            answered = failed + sum(series.successes[b0:b1])
+            return failed / answered if answered > 0 else None
         done = sum(series.completions[b0:b1])
         if done == 0:
             return None
-        if self.signal.reads == "latency_mean":
+        if signal.reads == "latency_mean":
             return sum(series.latency_sum[b0:b1]) / done
         hist = np.frombuffer(series.hist, dtype=np.int64)[b0 * HIST_BINS:b1 * HIST_BINS]
         return float(hist_percentiles(hist.reshape(-1, HIST_BINS).sum(axis=0), 0.99)[0])
 
-    def _gauge(self, now: float) -> float:
+    def _gauge(self, now: float, signal: Signal) -> float:
         """The service gauge named as the signal: its time-weighted mean over the window."""
-        level = getattr(self.series, self.signal.name)
+        level = getattr(self.series, signal.name)
         level.set(now, level.value)  # integrate up to now before reading the window
         b0, b1 = self._buckets(now)
         return sum(level.area[b0:b1]) / ((b1 - b0) * self.recorder.bucket)
 
-    def _pods_metric(self, now: float, live: list[Pod]) -> list[tuple[int, float]]:
+    def _pods_metric(self, now: float, live: list[Pod], signal: Signal) -> list[tuple[int, float]]:
         """A Pods metric: a pod still pulling its image is unready (Pending); one that is not ready has none
         (its app does not serve its metrics yet, or has died); a ready one has its own value."""
         out: list[tuple[int, float]] = []
@@ -157,7 +179,7 @@ class Autoscaler:
                 out.append((UNREADY, 0.0))
             elif not pod.is_ready:
                 out.append((MISSING, 0.0))
-            elif self.signal.reads == "pool_utilization":
+            elif signal.reads == "pool_utilization":
                 out.append((COUNTED, self._pool_utilization(now, pod)))
             else:
                 out.append((COUNTED, 0.0))  # the gauge's share, computed once for all

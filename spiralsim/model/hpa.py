@@ -23,6 +23,12 @@ The replica calculator of kubernetes/kubernetes
   remembered (`reconcileAutoscaler`); its first sync remembers the current count
   (`recordInitialRecommendation`).
 
+Several metrics (`horizontal.go`, `computeReplicasForMetrics`): each metric's
+recommendation as above, the largest wins (the first of equal ones); a metric
+without data is left out, unless all are, or the others' largest is below the
+replica count: then the sync fails as with no metric (no scale-down on part of
+the picture).
+
 Then `horizontal.go`: a replica count outside [min, max] goes straight back to the
 bound, before any metric; the recommendation is clamped to [min, max]; scale up
 by at most max(+100 %, +4 pods) per 15 s (the default scaleUp policies,
@@ -60,14 +66,37 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """One metric the HPA reads: its signal, the metric type whose rules apply, its target."""
+
+    signal: str
+    kind: str             # Resource, Pods or Object (vocabulary.METRIC_TYPES)
+    target: float
+    fallback: float       # a missing pod on a scale-down: the target (Pods), max(100 %, target) (cpu)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One metric's recommendation (`computeReplicasForMetric`); `replicas` None: no data."""
+
+    signal: str
+    value: float | None
+    ratio: float | None
+    replicas: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class Decision:
     time: float
     current: int
     desired: int          # what the deployment is set to (== current when nothing changes)
-    value: float | None
+    value: float | None   # the winning metric's
     ratio: float | None   # value / target as used (after the not-ready correction)
     recommendation: int   # the raw recommendation clamped to [min, max], before rate limit and stabilization
     reason: str
+    metric: str = ""      # the signal whose recommendation won ("" when none did)
+    proposals: tuple[Proposal, ...] = ()  # every metric's, in the order of the metrics
 
 
 def _direction(rec: int, current: int) -> str:
@@ -88,13 +117,13 @@ class Hpa:
     """One HPA: remembers its recent recommendations and scale-ups between calls."""
 
     def __init__(self, config: AutoscalerConfig):
-        """The settings of one `autoscaler` table; the metric type comes from its signal's row."""
+        """The settings of one `autoscaler` table; each metric's type comes from its signal's row."""
         self.config = config
-        self.signal: str = config.signal
-        self.metric: str = SIGNALS[config.signal].metric  # Resource, Pods or Object: which rules apply
-        self.target: float = float(config.target)
-        # a missing pod on a scale-down: the target (Pods), 100 % of its request or the target if higher (cpu)
-        self.fallback: float = max(1.0, self.target) if self.metric == "Resource" else self.target
+        self.metrics: list[Metric] = []
+        for spec in config.specs:
+            kind, target = SIGNALS[spec.signal].metric, float(spec.target)
+            # a missing pod on a scale-down: the target (Pods), 100 % of its request or the target if higher (cpu)
+            self.metrics.append(Metric(spec.signal, kind, target, max(1.0, target) if kind == "Resource" else target))
         self.min: int = int(config.min_replicas)
         self.max: int = int(config.max_replicas)
         self.tolerance: float = float(config.tolerance)
@@ -105,9 +134,12 @@ class Hpa:
 
     # ---- the decision ----------------------------------------------------------------------------
 
-    def decide(self, now: float, obs: Observation) -> Decision:
-        """One sync: the replica count to set and why, as `reconcileAutoscaler` would."""
-        current = obs.current
+    def decide(self, now: float, *observations: Observation) -> Decision:
+        """One sync, one observation per metric in their order: the replica count to set and why,
+        as `reconcileAutoscaler` would."""
+        if len(observations) != len(self.metrics):
+            raise ValueError(f"expected {len(self.metrics)} observations, one per metric, got {len(observations)}")
+        current = observations[0].current
         if not self.synced:  # recordInitialRecommendation: the first sync remembers the count it found
             self.synced = True
             self.recommendations.append((now, min(max(current, self.min), self.max)))
@@ -116,15 +148,25 @@ class Hpa:
         # Replicas outside [min, max]: straight back to the bound, before any metric.
         if current > self.max or current < self.min:
             bound = self.max if current > self.max else self.min
-            ratio = None if obs.value is None else obs.value / self.target
+            first = observations[0]
+            ratio = None if first.value is None else first.value / self.metrics[0].target
             which = "max_replicas" if current > self.max else "min_replicas"
             side = "above" if current > self.max else "below"
-            return self._set(now, current, bound, obs.value, ratio, bound,
+            return self._set(now, current, bound, first.value, ratio, bound,
                              f"limited by {which} ({current} replicas {side} it)")
-        if obs.value is None:  # the sync fails: no change, nothing remembered
-            return self._set(now, current, current, None, None, current, "no data")
+        proposals = tuple(self._propose(m, o) for m, o in zip(self.metrics, observations))
+        best = self._largest(proposals)
+        if best is None or (best.replicas < current and any(p.replicas is None for p in proposals)):
+            # the sync fails: no change, nothing remembered
+            reason = "no data" if best is None else \
+                f"no data for {', '.join(p.signal for p in proposals if p.replicas is None)}: no scale-down"
+            return self._set(now, current, current, None, None, current, reason, proposals=proposals)
+        return self._limit(now, current, best, proposals)
 
-        rec, ratio, reason = (self._object(obs) if self.metric == "Object" else self._per_pod(obs))
+    def _limit(self, now: float, current: int, best: Proposal, proposals: tuple[Proposal, ...]) -> Decision:
+        """The winning recommendation clamped, remembered, then rate-limited or stabilized."""
+        rec, reason = best.replicas, best.reason
+        assert rec is not None
         clamped = min(max(rec, self.min), self.max)
         if clamped != rec:
             which = "max_replicas" if rec > self.max else "min_replicas"
@@ -147,25 +189,41 @@ class Hpa:
                           f"{self.window:g} s: {highest}; wanted {clamped})")
         else:
             desired = current
-        return self._set(now, current, desired, obs.value, ratio, clamped, reason)
+        return self._set(now, current, desired, best.value, best.ratio, clamped, reason, best.signal, proposals)
+
+    @staticmethod
+    def _largest(proposals: tuple[Proposal, ...]) -> Proposal | None:
+        """The largest recommendation among the metrics with data, the first of equal ones (None: no data)."""
+        best = None
+        for p in proposals:
+            if p.replicas is not None and (best is None or p.replicas > best.replicas):
+                best = p
+        return best
+
+    def _propose(self, metric: Metric, obs: Observation) -> Proposal:
+        """One metric's recommendation, by its type's rules."""
+        if obs.value is None:
+            return Proposal(metric.signal, None, None, None, "no data")
+        rec, ratio, reason = self._object(metric, obs) if metric.kind == "Object" else self._per_pod(metric, obs)
+        return Proposal(metric.signal, obs.value, ratio, rec, reason)
 
     def _within(self, ratio: float) -> bool:
         return abs(ratio - 1.0) <= self.tolerance + EPS
 
-    def _object(self, obs: Observation) -> tuple[int, float, str]:
+    def _object(self, metric: Metric, obs: Observation) -> tuple[int, float, str]:
         """An Object metric with a Value target (getUsageRatioReplicaCount): the ready pods x the ratio."""
         current = obs.current
-        ratio = obs.value / self.target
+        ratio = obs.value / metric.target
         if self._within(ratio):
             return current, ratio, "within tolerance"
         rec = _ceil(ratio * obs.ready)
         return rec, ratio, _direction(rec, current)
 
-    def _per_pod(self, obs: Observation) -> tuple[int, float, str]:
+    def _per_pod(self, metric: Metric, obs: Observation) -> tuple[int, float, str]:
         """A Resource or Pods metric (GetResourceReplicas, calcPlainMetricReplicas): the mean over the pods
         with a metric, then, with pods unready on a scale-up or missing, again over them all."""
         current = obs.current
-        ratio = obs.value / self.target
+        ratio = obs.value / metric.target
         unready = obs.not_ready if ratio > 1.0 + EPS else 0  # scaleUpWithUnready
         if not unready and not obs.missing:
             if self._within(ratio):
@@ -176,9 +234,9 @@ class Hpa:
         if obs.missing and abs(ratio - 1.0) > EPS:
             pods += obs.missing
             if ratio < 1.0:
-                total += self.fallback * obs.missing
+                total += metric.fallback * obs.missing
             missing_at = f", {obs.missing} missing at {'the target' if ratio < 1.0 else '0'}"
-        new = total / pods / self.target
+        new = total / pods / metric.target
         assumed = f"{unready} not ready at 0{missing_at}; ratio {ratio:.3f} -> {new:.3f}"
         if self._within(new) or (ratio < 1.0 < new) or (ratio > 1.0 > new):
             if not obs.missing:
@@ -208,7 +266,7 @@ class Hpa:
             self.scale_ups.popleft()
 
     def _set(self, now: float, current: int, desired: int, value: float | None, ratio: float | None,
-             recommendation: int, reason: str) -> Decision:
+             recommendation: int, reason: str, metric: str = "", proposals: tuple[Proposal, ...] = ()) -> Decision:
         if desired > current:
             self.scale_ups.append((now, desired - current))
-        return Decision(now, current, desired, value, ratio, recommendation, reason)
+        return Decision(now, current, desired, value, ratio, recommendation, reason, metric, proposals)

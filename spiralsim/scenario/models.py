@@ -217,6 +217,9 @@ class AnalysisConfig(_Table):
     # the article's budget for a "slow query day": "we tolerate 200ms p99 queries", alert when exceeded
     statement_p99_budget: PositiveDuration = _d("200ms")
     statement_budget_for: Duration = _d("60s")
+    # the error-rate alert: failed requests above error_rate_threshold of those that ended, held this long
+    # (awesome-prometheus-alerts' NginxHighHttp5xxErrorRate waits `for: 1m`)
+    error_rate_for: Duration = _d("60s")
 
 
 #: A variant's name: a plain identifier (it names a column of the comparison and a run folder).

@@ -65,11 +65,48 @@ class PodConfig(_Table):
     RULES = (rules.release_needs_listener, rules.aimd_bounds)
 
 
-class AutoscalerConfig(_Table):
-    """The Kubernetes HPA: every `period`, the signal over `window` against `target`."""
+def _target_by_signal(data: Any) -> Any:
+    """A metric's target as its signal reads it: a latency's a duration ("200ms"), the others plain numbers."""
+    if not isinstance(data, dict) or "target" not in data:
+        return data
+    target, signal = data["target"], data.get("signal", "cpu")
+    if isinstance(target, bool):
+        raise _problems([(("target",), f"expected a number, got {show(target)}")])
+    if signal in SIGNALS and SIGNALS[signal].latency:
+        try:
+            seconds = parse_duration(target)
+        except ValueError as exc:
+            raise _problems([(("target",), str(exc))]) from None
+        return {**data, "target": seconds}
+    if not isinstance(target, (int, float)):
+        raise _problems([(("target",), f"expected a number for signal {signal!r}"
+                          f" (a utilization like 0.7 or a count per pod), got {show(target)}")])
+    return {**data, "target": float(target)}
 
-    signal: Literal[tuple(SIGNALS)] = "cpu"  # type: ignore[valid-type]  (the rows of vocabulary.SIGNALS)
+
+_Signal = Literal[tuple(SIGNALS)]  # type: ignore[valid-type]  (the rows of vocabulary.SIGNALS)
+
+
+class MetricConfig(_Table):
+    """One metric of an HPA that reads several (`metrics`): a signal and its target, as `signal`/`target`."""
+
+    signal: _Signal  # type: ignore[valid-type]
     target: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_by_signal(cls, data: Any) -> Any:
+        """A latency target is a duration ("200ms"); the others are plain numbers."""
+        return _target_by_signal(data)
+
+
+class AutoscalerConfig(_Table):
+    """The Kubernetes HPA: every `period`, each metric over `window` against its target; the largest
+    recommendation wins. One metric as `signal` and `target`, or several as `metrics`."""
+
+    signal: _Signal | None = None  # type: ignore[valid-type]  ("cpu" unless `metrics` is given)
+    target: Annotated[float, Field(gt=0)] | None = None
+    metrics: Annotated[list[MetricConfig], Field(min_length=1)] | None = None
     min_replicas: Annotated[Int, Field(ge=1)] = 1
     max_replicas: Annotated[Int, Field(ge=1)]
     period: PositiveDuration = _d("15s")
@@ -77,24 +114,19 @@ class AutoscalerConfig(_Table):
     tolerance: Annotated[Float, Field(ge=0)] = 0.1
     scale_down_stabilization: Duration = _d("300s")
 
-    RULES = (rules.replicas_min_within_max,)
+    RULES = (rules.replicas_min_within_max, rules.one_metric_or_several, rules.metrics_distinct)
 
     @model_validator(mode="before")
     @classmethod
     def _target_by_signal(cls, data: Any) -> Any:
-        """A latency target is a duration ("200ms"); the others are plain numbers."""
-        if not isinstance(data, dict) or "target" not in data:
-            return data
-        target, signal = data["target"], data.get("signal", "cpu")
-        if isinstance(target, bool):
-            raise _problems([(("target",), f"expected a number, got {show(target)}")])
-        if signal in SIGNALS and SIGNALS[signal].latency:
-            try:
-                seconds = parse_duration(target)
-            except ValueError as exc:
-                raise _problems([(("target",), str(exc))]) from None
-            return {**data, "target": seconds}
-        if not isinstance(target, (int, float)):
-            raise _problems([(("target",), f"expected a number for signal {signal!r}"
-                              f" (a utilization like 0.7 or a count per pod), got {show(target)}")])
-        return {**data, "target": float(target)}
+        """`signal` is "cpu" unless given or `metrics` lists them; a latency target is a duration."""
+        if isinstance(data, dict) and "metrics" not in data and "signal" not in data:
+            data = {**data, "signal": "cpu"}
+        return _target_by_signal(data)
+
+    @property
+    def specs(self) -> list[MetricConfig]:
+        """The metrics it reads, in order: `metrics`, or the one `signal` and `target`."""
+        if self.metrics is not None:
+            return list(self.metrics)
+        return [MetricConfig(signal=self.signal or "cpu", target=self.target)]

@@ -22,6 +22,8 @@ __all__ = [
     "aimd_bounds",
     "incident_factor",
     "incident_forwards",
+    "metrics_distinct",
+    "one_metric_or_several",
     "phase_forwards",
     "phases_apart",
     "pool_min_within_max",
@@ -71,6 +73,28 @@ def replicas_min_within_max(autoscaler: Any) -> Problems:
         return []
     return [_too_many("min_replicas", autoscaler.min_replicas, autoscaler.max_replicas, False,
                       "max_replicas", "max_replicas")]
+
+
+def one_metric_or_several(autoscaler: Any) -> Problems:
+    """An HPA reads one metric (`signal` and `target`) or several (`metrics`): one of the two, not both."""
+    if autoscaler.metrics is None:
+        if autoscaler.target is None:
+            return [(("target",), f"required key is missing (or list several metrics as {HERE}metrics)")]
+        return []
+    given = [key for key in ("signal", "target") if getattr(autoscaler, key) is not None]
+    if not given:
+        return []
+    return [(("metrics",), f"contradictory settings: one metric is signal and target, several are metrics;"
+                           f" remove {' and '.join(HERE + k for k in given)} (or {HERE}metrics)")]
+
+
+def metrics_distinct(autoscaler: Any) -> Problems:
+    """Each signal once among an HPA's metrics: two targets for one signal is one too many."""
+    if not autoscaler.metrics:
+        return []
+    signals = [m.signal for m in autoscaler.metrics]
+    twice = sorted({s for s in signals if signals.count(s) > 1})
+    return [(("metrics",), f"each signal at most once; given more than once: {', '.join(twice)}")] if twice else []
 
 
 def throttle_k_off_or_above_one(client: Any) -> Problems:

@@ -15,7 +15,8 @@ class Signal:
 
     `reads` says how the control loop measures it over the window: `pod_cpu` (each
     pod's event-loop utilisation, from metrics-server), `latency_p99` /
-    `latency_mean` (the service's requests that ended in the window), `gauge`
+    `latency_mean` (the service's requests that ended in the window), `error_rate`
+    (the service's attempts answered in the window: the failed ones over all), `gauge`
     (the service gauge named `name`, time-weighted, per pod with a metric) or
     `pool_utilization` (each pod's connections in use over its pool's `max`).
     `metric` is the HPA metric type a team would declare for it, which decides
@@ -46,6 +47,7 @@ SIGNALS: dict[str, Signal] = {s.name: s for s in (
     Signal("cpu", "share", "pod_cpu", latency=False, metric="Resource"),
     Signal("latency_p99", "s", "latency_p99", latency=True, metric="Object"),
     Signal("latency_mean", "s", "latency_mean", latency=True, metric="Object"),
+    Signal("error_rate", "share", "error_rate", latency=False, metric="Object"),
     Signal("pool_waiting", "per pod", "gauge", latency=False, metric="Pods"),
     Signal("inflight", "per pod", "gauge", latency=False, metric="Pods"),
     Signal("pool_utilization", "share", "pool_utilization", latency=False, metric="Pods"),
