@@ -17,18 +17,15 @@ on arrival, an attempt's CPU slot is computed then (no queue object).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
 from simpy import Environment
 
-from ..metrics import Level, Recorder, ServiceSeries
-from ..scenario import PodConfig, PoolConfig
+from ..metrics import Level
 from .concurrency_limit import AimdLimit
-from .connection import Connector
 from .event_loop import EventLoop
-from .handler import Handler
+from .pod_wiring import PodWiring
 from .pool import Pool
 from .probes import PHASE_STEP, Probe
 from .request import Attempt
@@ -46,26 +43,6 @@ BACKOFF_MAX_S = 300.0
 BACKOFF_RESET_AFTER_S = 600.0
 NO_BACKOFF = 0.0  # `Pod.backoff` before any crash (or after expiry): the next restart is at once
 TERMINATION_GRACE_S = 30.0  # Kubernetes' terminationGracePeriodSeconds
-
-
-@dataclass(frozen=True)
-class PodWiring:
-    """What every pod of one service shares: its settings, what its pools connect to (the
-    database, or the service's PgBouncer), where its answers and records go, the
-    balancer's list of ready pods (kept by the pods), and the read replicas it keeps a
-    pool for (none unless an endpoint of the service reads)."""
-
-    service: str
-    config: PodConfig
-    pool_config: PoolConfig
-    connector: Connector
-    series: ServiceSeries
-    recorder: Recorder
-    respond: Callable[[Attempt, str | None], None]
-    handler: Handler
-    ready: list["Pod"]
-    replicas: tuple[Connector, ...] = ()
-    busy_loops: dict = field(default_factory=dict)  # their event loops that may be behind (event_loop.py)
 
 
 class Pod:
@@ -364,7 +341,17 @@ class Pod:
             att.t0 = now
             att.inflight0 = self.inflight
         self.attempts[att.seq] = att
-        self.series.inflight.add(now, 1.0)
+        lv = self.series.inflight  # `lv.add(now, 1.0)`, its same-bucket path inline (Level.add)
+        if now < lv.b_end:
+            v = lv.value
+            lv.acc += v * (now - lv.t_last)
+            lv.t_last = now
+            v += 1.0
+            lv.value = v
+            if v > lv.pk:
+                lv.pk = v
+        else:
+            lv.add(now, 1.0)
         att.pod = self
         att.gen = self.gen
         loop, cost = self.loop, self.cpu_per_request
@@ -386,7 +373,17 @@ class Pod:
         self.inflight -= 1
         del self.attempts[att.seq]
         now = self.env._now
-        self.series.inflight.add(now, -1.0)
+        lv = self.series.inflight  # `lv.add(now, -1.0)`, its same-bucket path inline (Level.add)
+        if now < lv.b_end:
+            v = lv.value
+            lv.acc += v * (now - lv.t_last)
+            lv.t_last = now
+            v += -1.0
+            lv.value = v
+            if v > lv.pk:
+                lv.pk = v
+        else:
+            lv.add(now, -1.0)
         if self.limit is not None:
             self.limit.sample(now, now - att.t0, att.inflight0, error)
         self.respond(att, error)

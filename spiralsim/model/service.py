@@ -17,7 +17,8 @@ from .endpoint import Endpoint
 from .event_loop import LagSampler
 from .handler import Handler
 from .pgbouncer import PgBouncer
-from .pod import GONE, READY, TERMINATING, Pod, PodWiring
+from .pod import GONE, READY, TERMINATING, Pod
+from .pod_wiring import PodWiring
 from .rng import Draws, stream
 from .serverless import Fleet
 from .timer import Timer
