@@ -140,34 +140,9 @@ class Client:
             self.upstream.cancel(att.seq)
         if self.learns or error is not None:
             self._answered(att, error)
-        else:  # a success, and no defence to tell: the common case, `_outcome(att.req, None)` inline
+        else:  # a success, and no defence to tell: the common case, kept short
             att.answered = True
-            req = att.req
-            now = self.env._now
-            b = int(now * self.inv_bucket)
-            series = self.series
-            series.successes[b] += 1
-            if req.done:
-                raise AssertionError("a request ended twice")
-            req.done = True
-            self.open_requests -= 1
-            lv = series.requests_open  # `lv.add(now, -1.0)`, its same-bucket path inline (Level.add)
-            if now < lv.b_end:
-                v = lv.value
-                lv.acc += v * (now - lv.t_last)
-                lv.t_last = now
-                v += -1.0
-                lv.value = v
-                if v > lv.pk:
-                    lv.pk = v
-            else:
-                lv.add(now, -1.0)
-            latency = now - req.t0
-            series.completions[b] += 1
-            series.latency_sum[b] += latency
-            series.hist[b * HIST_BINS + hist_bin(latency)] += 1
-            if latency > self.slow_after:
-                series.slow[b] += 1
+            self._outcome(att.req, None)
 
     def _on_timeout(self, att: Attempt) -> None:
         if not att.answered:
