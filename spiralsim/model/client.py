@@ -74,17 +74,7 @@ class Client:
         self.open_requests += 1
         now = self.env._now
         b = int(now * self.inv_bucket)
-        lv = self.series.requests_open  # `lv.add(now, 1.0)`, its same-bucket path inline (Level.add)
-        if now < lv.b_end:
-            v = lv.value
-            lv.acc += v * (now - lv.t_last)
-            lv.t_last = now
-            v += 1.0
-            lv.value = v
-            if v > lv.pk:
-                lv.pk = v
-        else:
-            lv.add(now, 1.0)
+        self.series.requests_open.add(now, 1.0)
         series = self.series
         series.arrivals[b] += 1
         if self.guarded:
@@ -197,17 +187,7 @@ class Client:
             raise AssertionError("a request ended twice")
         req.done = True
         self.open_requests -= 1
-        lv = series.requests_open  # `lv.add(now, -1.0)`, its same-bucket path inline (Level.add)
-        if now < lv.b_end:
-            v = lv.value
-            lv.acc += v * (now - lv.t_last)
-            lv.t_last = now
-            v += -1.0
-            lv.value = v
-            if v > lv.pk:
-                lv.pk = v
-        else:
-            lv.add(now, -1.0)
+        series.requests_open.add(now, -1.0)
         latency = now - req.t0
         series.completions[b] += 1
         series.latency_sum[b] += latency

@@ -197,17 +197,7 @@ class Database:
             self.sessions.leave_iit(conn)
         now = self.env._now
         stmt.t0 = now
-        lv = self.series.active  # `lv.add(now, 1.0)`, its same-bucket path inline (Level.add)
-        if now < lv.b_end:
-            v = lv.value
-            lv.acc += v * (now - lv.t_last)
-            lv.t_last = now
-            v += 1.0
-            lv.value = v
-            if v > lv.pk:
-                lv.pk = v
-        else:
-            lv.add(now, 1.0)
+        self.series.active.add(now, 1.0)
         if self.statement_timeout > 0:
             Deadline(self.env, self.statement_timeout, self._on_timeout, stmt)
         if blocker is not None:
@@ -279,17 +269,7 @@ class Database:
         conn = stmt.conn
         conn.stmt = None
         conn.last_io = now
-        lv = self.series.active  # `lv.add(now, -1.0)`, its same-bucket path inline (Level.add)
-        if now < lv.b_end:
-            v = lv.value
-            lv.acc += v * (now - lv.t_last)
-            lv.t_last = now
-            v += -1.0
-            lv.value = v
-            if v > lv.pk:
-                lv.pk = v
-        else:
-            lv.add(now, -1.0)
+        self.series.active.add(now, -1.0)
         series = conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
         series.stmt_hist[int(now * self.inv_bucket) * HIST_BINS + hist_bin(now - stmt.t0)] += 1
         stmt.done(stmt.arg, error)

@@ -341,17 +341,7 @@ class Pod:
             att.t0 = now
             att.inflight0 = self.inflight
         self.attempts[att.seq] = att
-        lv = self.series.inflight  # `lv.add(now, 1.0)`, its same-bucket path inline (Level.add)
-        if now < lv.b_end:
-            v = lv.value
-            lv.acc += v * (now - lv.t_last)
-            lv.t_last = now
-            v += 1.0
-            lv.value = v
-            if v > lv.pk:
-                lv.pk = v
-        else:
-            lv.add(now, 1.0)
+        self.series.inflight.add(now, 1.0)
         att.pod = self
         att.gen = self.gen
         loop, cost = self.loop, self.cpu_per_request
@@ -373,17 +363,7 @@ class Pod:
         self.inflight -= 1
         del self.attempts[att.seq]
         now = self.env._now
-        lv = self.series.inflight  # `lv.add(now, -1.0)`, its same-bucket path inline (Level.add)
-        if now < lv.b_end:
-            v = lv.value
-            lv.acc += v * (now - lv.t_last)
-            lv.t_last = now
-            v += -1.0
-            lv.value = v
-            if v > lv.pk:
-                lv.pk = v
-        else:
-            lv.add(now, -1.0)
+        self.series.inflight.add(now, -1.0)
         if self.limit is not None:
             self.limit.sample(now, now - att.t0, att.inflight0, error)
         self.respond(att, error)
