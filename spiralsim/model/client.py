@@ -59,7 +59,6 @@ class Client:
         self.throttle = Throttle(config.throttle_k, config.throttle_window, throttle_draws
                                  ) if config.throttle_k > 0 else None
         self.refused_at_once = {k: getattr(series, "attempts_" + k) for k in REFUSED_AT_ONCE}
-        self.guarded = self.breaker is not None or self.throttle is not None  # `_attempt` may refuse at once
         self.learns = self.budget is not None or self.breaker is not None or self.throttle is not None
         # One ordered queue per timeout length, answered attempts dropped at once (see deadlines.py).
         self.timeouts = DeadlineQueue(env, self.timeout, self._on_timeout) if self.timeout > 0 else None
@@ -75,21 +74,8 @@ class Client:
         now = self.env._now
         b = int(now * self.inv_bucket)
         self.series.requests_open.add(now, 1.0)
-        series = self.series
-        series.arrivals[b] += 1
-        if self.guarded:
-            self._attempt(req, now, b)
-            return
-        # `_attempt(req, now, b)` inline, for a first attempt with neither breaker nor throttle to ask
-        req.attempts = 1
-        series.attempts[b] += 1
-        self.attempt_seq = seq = self.attempt_seq + 1
-        att = Attempt(req, seq)
-        if self.timeouts is not None:
-            self.timeouts.add(seq, att)
-        if self.upstream is not None:
-            self.upstream.add(seq, att)
-        self.route(att)
+        self.series.arrivals[b] += 1
+        self._attempt(req, now, b)
 
     def _attempt(self, req: Request, now: float, b: int) -> None:
         """An attempt of `req` now (`b`: the bucket of `now`)."""

@@ -204,13 +204,8 @@ class Database:
             stmt.phase = 3
             blocker.waiters.append(stmt)
             conn.series.lock_waits[int(now * self.inv_bucket)] += 1
-        elif cpu > 0:  # `_run(stmt)` inline (phase 0 already)
-            self.cpu.add(cpu, stmt)
-        elif wait > 0:
-            stmt.phase = 1
-            Timer(self.env, wait, self._after_wait, stmt)
         else:
-            self._finish(stmt, None)
+            self._run(stmt)
 
     def _run(self, stmt: Statement) -> None:
         if stmt.cpu > 0:

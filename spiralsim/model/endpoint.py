@@ -23,7 +23,6 @@ class Endpoint:
         self.is_query = config.kind == "query"
         self.statements = config.statements
         self.think = config.think
-        self.single_query = self.is_query and self.statements == 1  # the handler's fast path (`_result`)
         self.cpu_mean = config.statement_cpu
         self.wait_mean = config.statement_wait
         self.distribution = config.distribution

@@ -137,16 +137,6 @@ class Handler:
                 att.error = error
                 Timer(self.env, delay, self._result_handled, att)
                 return
-            conn = att.conn
-            if (error is None and att.req.endpoint.single_query and conn.server is conn and conn.tx is None
-                    and not att.req.errors and not att.transient and att.risk_tx is None):
-                # `_statement_done` then `_finish`, for the one statement of a `query` endpoint that succeeded on
-                # a direct connection outside any transaction, with no error or lost write to find:
-                att.stmt = 1    # its statements are done,
-                att.conn = None
-                att.pool.release(conn)  # its connection goes back,
-                pod.finish(att, None)   # and the pod answers
-                return
         self._statement_done(att, error)
 
     def _result_handled(self, timer: Timer) -> None:
