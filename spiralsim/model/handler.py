@@ -21,8 +21,10 @@ robin, `Pod.read_pool`): its statements run on that replica, never behind PgBoun
 
 A statement's result is handled on the pod's event loop (`query_result_cpu` of its CPU,
 after the loop's backlog), and only then is the connection released or the next
-statement sent: a busy loop holds its connections longer. The `think` timer, too,
-fires when the loop gets to it.
+statement sent: a busy loop holds its connections longer. Inside a transaction the
+session is idle in transaction meanwhile (the server has answered and waits for the
+app's next statement or COMMIT): a saturated loop shows on the database as a wall of
+idle-in-transaction sessions. The `think` timer, too, fires when the loop gets to it.
 """
 from __future__ import annotations
 
@@ -42,10 +44,12 @@ class Handler:
 
     def __init__(self, env: Environment, database: Database, series: ServiceSeries, recorder: Recorder,
                  service: str, bouncer: PgBouncer | None = None, reads: frozenset[str] = frozenset(),
-                 result_cpu: float = 0.0):
+                 result_cpu: float = 0.0, query_timeout: float = 0.0):
         """`reads`: the names of the endpoints whose attempts go to a read replica's pool;
-        `result_cpu`: the event-loop CPU of handling one statement's result."""
+        `result_cpu`: the event-loop CPU of handling one statement's result; `query_timeout`:
+        node-postgres's client-side timer on each statement (0: none)."""
         self.env = env
+        self.query_timeout = query_timeout
         self.result_cpu = result_cpu
         self.reads = reads
         self.bouncer = bouncer  # the service's PgBouncer, if it has one
@@ -62,6 +66,8 @@ class Handler:
         att.role = 0
         ep = att.req.endpoint
         att.transient = ep.transient_rate > 0 and ep.draw_transient()
+        if self.query_timeout:
+            att.timed_out = 0
         att.pool = att.pod.read_pool() if self.reads and ep.name in self.reads else att.pod.pool
         att.pool.acquire(self._acquired, att)
 
@@ -121,6 +127,9 @@ class Handler:
         if req.locks and (req.locks >> i) & 1 and (conn.tx is None or not conn.tx.orphan):
             blocker = db.sessions.blocker(conn)  # (inside an orphan it holds the locks itself)
         work = req.work
+        if self.query_timeout:  # client.query() arms its read timer (on the event loop, like every timer)
+            att.qdue = self.env._now + self.query_timeout
+            Timer(self.env, self.query_timeout, self._query_due, (att, i))
         if req.endpoint.windows:  # a slow_queries incident: scale the statement (else the factor is 1)
             factor = req.endpoint.slowdown(self.env._now)
             db.execute(conn, work[2 * i] * factor, work[2 * i + 1] * factor, self._result, att, blocker)
@@ -133,8 +142,15 @@ class Handler:
         if att.gen == pod.gen:
             loop, cost = pod.loop, self.result_cpu
             delay = loop.later(cost) if cost > 0 or loop.free_at > self.env._now else 0.0  # (later(0) idle: 0)
+            if self.query_timeout and att.timed_out == 0:
+                if self.env._now + delay > att.qdue:
+                    att.timed_out = 1  # Node runs an expired timer before it reads the socket
+                else:
+                    att.qdue = -1.0    # in time: the timer finds nothing to do
             if delay > 0:
                 att.error = error
+                if not att.req.endpoint.is_query:  # the server has answered: the session waits on the app
+                    self.sessions.enter_iit(att.conn.server)
                 Timer(self.env, delay, self._result_handled, att)
                 return
         self._statement_done(att, error)
@@ -150,6 +166,8 @@ class Handler:
             error = "statement_error"
         if error is None and att.transient and att.stmt == ep.statements - 1:
             error = "transient_error"  # found at the end: a serialization failure, a deadlock victim
+        if self.query_timeout and att.timed_out:
+            error = "query_timeout"  # the app threw at the timer; the statement's end reaches a catch, or none
         pool = att.pool
         conn = att.conn
         if att.gen != att.pod.gen:  # the pod crashed during the statement: the socket is gone
@@ -217,7 +235,19 @@ class Handler:
         self._first("leak", "first_leak", f"a failed statement ({error}) skipped client.release():"
                     f" {pool.total} of {pool.max} connections open in that pod's pool")
 
+    def leaked_before(self, conn: Connection) -> None:
+        """A client a pod running at time 0 leaked before the run: checked out for good, its session
+        idle in transaction (aborted). In `pool_leaked` and the database's gauges, not in `leaked`."""
+        conn.leaked = True
+        self.series.pool_leaked.add(self.env._now, 1.0)
+        self.sessions.begin(conn, self.series)
+        self.sessions.orphan(conn)
+
     def _finish(self, att: Attempt, error: str | None) -> None:
+        if self.query_timeout and att.timed_out:
+            if att.timed_out == 1:
+                self._time_out(att)
+            return
         if error is None and att.risk_tx is not None:
             tx = att.risk_tx
             if tx.open:
@@ -226,6 +256,21 @@ class Handler:
                 self.series.lost_writes[int(self.env._now * self.inv_bucket)] += 1
         att.risk_tx = None
         att.pod.finish(att, error)
+
+    def _query_due(self, timer: Timer) -> None:
+        """The statement's query_timeout is due: when the loop gets to it, the app's await throws
+        `Query read timeout` unless the result came first. The server's statement goes on
+        (node-postgres cancels nothing); what the code does with the connection waits for its end."""
+        att, i = timer.arg
+        if att.gen != att.pod.gen or att.timed_out == 2 or (att.timed_out == 0 and (att.stmt != i or att.qdue < 0)):
+            return
+        if att.pod.loop.defer(self._query_due, timer):
+            return
+        self._time_out(att)
+
+    def _time_out(self, att: Attempt) -> None:
+        att.timed_out = 2
+        att.pod.finish(att, "query_timeout")
 
     def _first(self, key: str, kind: str, detail: str) -> None:
         if key not in self.series.first_failure:

@@ -137,6 +137,11 @@ class Pod:
         self.backoff = NO_BACKOFF
         self.ever_ready = True
         self.pool = self._new_pool()
+        for _ in range(self.config.leaked_at_start):
+            conn = self.pool.open_established()
+            if conn is None:
+                break
+            self.handler.leaked_before(conn)
         self.pool.open_warm(self.config.warm_connections)
         self._ready(quiet=True)
         for probe in self.probes:

@@ -236,25 +236,32 @@ class Pool:
         self._pulse()
 
     def open_warm(self, n: int) -> int:
-        """Open `n` connections at once, already established (pods running before t=0)."""
+        """Open `n` connections at once, already established and idle (pods running before t=0)."""
         opened = 0
         for _ in range(n):
-            if self.total >= self.max:
+            conn = self.open_established()
+            if conn is None:
                 break
-            refusal = self.connector.try_take_slot(self.series)
-            if refusal is not None:
-                self.connector.note_refusal(self.service, refusal)
-                break
-            conn = Connection(self.series, self.server_terminated)
-            self._total(1)
-            self.connector.opened(conn)
-            self.conns[conn.id] = conn
-            conn.state = BUSY
-            if self.max_lifetime > 0:
-                Timer(self.env, self.max_lifetime, self._on_lifetime, conn)
             self.release(conn, count_use=False)
             opened += 1
         return opened
+
+    def open_established(self) -> Connection | None:
+        """One connection open since before t=0, checked out; None when the pool or the server is full."""
+        if self.total >= self.max:
+            return None
+        refusal = self.connector.try_take_slot(self.series)
+        if refusal is not None:
+            self.connector.note_refusal(self.service, refusal)
+            return None
+        conn = Connection(self.series, self.server_terminated)
+        self._total(1)
+        self.connector.opened(conn)
+        self.conns[conn.id] = conn
+        conn.state = BUSY
+        if self.max_lifetime > 0:
+            Timer(self.env, self.max_lifetime, self._on_lifetime, conn)
+        return conn
 
     # --- release and close -------------------------------------------------
     def release(self, conn: Connection, error: bool = False, count_use: bool = True) -> None:

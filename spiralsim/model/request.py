@@ -28,7 +28,7 @@ class Attempt:
 
     __slots__ = ("req", "seq", "pod", "gen", "pool", "conn", "stmt", "answered", "foreign", "risk_tx", "transient",
                  "t0", "trial", "inflight0",
-                 "role", "error")
+                 "role", "error", "qdue", "timed_out")
 
     def __init__(self, req: Request, seq: int):
         self.req = req
@@ -45,4 +45,5 @@ class Attempt:
         # with a transient error) and `role` (1: it SET ROLE; 2: and leaves it; -1: ran under another's)
         # by the handler; `trial` (the half-open breaker's one trial) with a breaker; `t0` (when it
         # reached its pod) and `inflight0` (in flight there then, itself included) with an adaptive limit;
-        # `error` (its statement's outcome, while the pod's event loop has yet to handle the result).
+        # `error` (its statement's outcome, while the pod's event loop has yet to handle the result);
+        # `qdue` (when its statement's query_timeout is due) and `timed_out` (that timer won) with a query_timeout.

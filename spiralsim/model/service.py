@@ -70,7 +70,7 @@ class Service:
                         if config.pgbouncer is not None else None)
         reads = frozenset(ep for ep, cfg in config.endpoints.items() if cfg.reads)
         self.handler = Handler(env, database, series, recorder, name, self.bouncer, reads,
-                               config.pod.query_result_cpu)
+                               config.pod.query_result_cpu, config.pool.query_timeout)
         self.endpoints = _endpoints(name, config, seed, incidents)
         traffic = config.traffic
         self.traffic = Traffic(

@@ -147,6 +147,7 @@ class PoolConfig(_Table):
     idle_timeout: Duration = _d("10s")
     max_lifetime: Duration = 0.0
     max_uses: Annotated[Int, Field(ge=0)] = 0
+    query_timeout: Duration = 0.0  # node-postgres's client-side query_timeout: a timer on the event loop
 
     RULES = (rules.pool_min_within_max,)
 
@@ -176,7 +177,8 @@ class ServiceConfig(_Table):
     pgbouncer: PgBouncerConfig | None = None
     serverless: ServerlessConfig | None = None
 
-    RULES = (rules.warm_within_pool, rules.some_endpoint_weighted, rules.serverless_scales_itself)
+    RULES = (rules.warm_within_pool, rules.some_endpoint_weighted, rules.serverless_scales_itself,
+             rules.leaks_need_a_leaky_endpoint)
 
 
 class IncidentConfig(_Table):

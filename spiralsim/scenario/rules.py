@@ -151,11 +151,28 @@ def serverless_scales_itself(service: Any) -> Problems:
 
 
 def warm_within_pool(service: Any) -> Problems:
-    """A pod opens its warm connections through its pool, so no more than pool.max."""
-    warm, most = service.pod.warm_connections, service.pool.max
-    if warm <= most:
+    """A pod opens its warm connections through its pool, and holds its leaked ones there: no more than pool.max
+    each (a pod running at time 0 opens its warm ones beside its leaked ones up to pool.max)."""
+    warm, most, leaked = service.pod.warm_connections, service.pool.max, service.pod.leaked_at_start
+    if warm > most:
+        return [_too_many("pod.warm_connections", warm, most, False, "pool.max", f"{HERE}pool.max")]
+    if leaked > most:
+        return [_too_many("pod.leaked_at_start", leaked, most, False, "pool.max", f"{HERE}pool.max")]
+    return []
+
+
+def leaks_need_a_leaky_endpoint(service: Any) -> Problems:
+    """Clients leaked before the run came from an endpoint that can leak, and they are direct connections."""
+    if service.pod.leaked_at_start == 0:
         return []
-    return [_too_many("pod.warm_connections", warm, most, False, "pool.max", f"{HERE}pool.max")]
+    if service.pgbouncer is not None or service.serverless is not None:
+        layer = "pgbouncer" if service.pgbouncer is not None else "serverless"
+        return [(("pod", "leaked_at_start"), f"is modelled for pods with direct connections only, not with"
+                                            f" [{HERE}{layer}]")]
+    if not any(e.kind == "transaction" and e.leak_on_error for e in service.endpoints.values()):
+        return [(("pod", "leaked_at_start"), "needs an endpoint that leaks (kind = \"transaction\" with"
+                                            " leak_on_error = true): nothing else leaves a client checked out")]
+    return []
 
 
 def some_endpoint_weighted(service: Any) -> Problems:

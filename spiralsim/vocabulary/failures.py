@@ -33,6 +33,8 @@ FAILURE_KINDS: tuple[FailureKind, ...] = (
                 True, "#c7c7c7"),
     FailureKind("pod_crashed", "502 Bad Gateway: the pod crashed", True, "#8c564b"),
     FailureKind("statement_timeout", "57014 canceling statement due to statement timeout", True, "#9467bd"),
+    FailureKind("query_timeout", "Error: Query read timeout (the client's query_timeout; the server goes on)",
+                True, "#dd5c8e"),
     FailureKind("statement_error", "the statement failed (bad input or a constraint)", False, "#c5b0d5"),
     FailureKind("connection_terminated", "Connection terminated unexpectedly", True, "#e377c2"),
     FailureKind("transient_error", "40001 could not serialize access (or a deadlock victim, a reset connection):"
