@@ -102,12 +102,17 @@ def test_warm_up_that_fails_halfway_closes_what_it_opened():
     assert world.recorder.services["api"].connects[15] == 2 and world.recorder.services["api"].closes[15] == 2
 
 
+#: push_spike's crash-loop variant (its description): pods that open all 10 connections before they are
+#: ready and exit when one is refused, the article's "Each new pod tries to open 10 connections at startup".
+CRASH_LOOP = ["services.api.pod.warm_connections=10", "services.api.pod.require_db_at_start=true"]
+
+
 @pytest.fixture(scope="module")
 def push_runs():
     runs = {}
     for label, overrides in {
-        "12": [], "4": ["services.api.autoscaler.max_replicas=4"],
-        "slow_start": ["services.api.pod.startup=60s"],
+        "12": CRASH_LOOP, "4": CRASH_LOOP + ["services.api.autoscaler.max_replicas=4"],
+        "slow_start": CRASH_LOOP + ["services.api.pod.startup=60s"],
     }.items():
         runs[label] = simulate(load_scenario(PUSH_SPIKE, overrides))
     return runs

@@ -44,8 +44,10 @@ def test_every_applicable_counterfactual_is_a_valid_scenario(path):
 def test_a_defence_already_in_place_or_with_nothing_to_defend_is_not_tried():
     leak = {cf.name for cf, _ in applicable(load_scenario(ROOT / "scenarios" / "leak.toml"))}
     assert "try/finally" in leak and "no retries" not in leak  # leak's client does not retry
+    slow = {cf.name for cf, _ in applicable(load_scenario(ROOT / "scenarios" / "slow_query.toml"))}
+    assert "idle_in_transaction_session_timeout 60 s" not in slow  # no transaction to leave open
     push = {cf.name for cf, _ in applicable(load_scenario(ROOT / "scenarios" / "push_spike.toml"))}
-    assert "idle_in_transaction_session_timeout 60 s" not in push  # no transaction to leave open
+    assert "idle_in_transaction_session_timeout 60 s" in push  # its leaked sessions
     assert "max_replicas by the arithmetic" in push
 
 

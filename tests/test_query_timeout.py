@@ -115,3 +115,15 @@ def test_a_pod_running_at_time_0_carries_its_leaked_clients():
 def test_leaked_at_start_needs_a_leaky_endpoint_and_room_in_the_pool(changes, message):
     with pytest.raises(ScenarioError, match=message):
         scenario(SESSIONS, services={"api": merge(LEAKED_POD, changes)})
+
+
+def test_behind_pgbouncer_each_leaked_client_holds_a_server_connection():
+    # Transaction mode lends a server per transaction; an open one keeps it. The two leaked clients' logins
+    # are PgBouncer's first (30 ms): from then on 2 of its servers are theirs, idle in transaction; the
+    # request at 0.125 s gets a third.
+    bounced = merge(LEAKED_POD, {"pod": {"leaked_at_start": 2}, "pgbouncer": {"pool_mode": "transaction"}})
+    world = run(scenario(SESSIONS, services={"api": bounced}))
+    c = cols(world)
+    assert c["successes"].sum() == 1
+    assert c["sv_active_area"][1] == 2.0 and db(world)["idle_in_transaction_area"][1] == 2.0
+    assert db(world)["orphans_open_area"][-1] == 2.0

@@ -134,15 +134,14 @@ def test_every_shipped_scenario_has_its_outcome():
     assert {p.stem: run(p).summary["outcome"] for p in SCENARIOS} == OUTCOMES
 
 
-def test_push_spike_recovered_before_the_spike_ended_and_tells_its_impact():
+def test_push_spike_recovers_once_the_spike_is_over_and_tells_its_impact():
     s = run(Path("scenarios/push_spike.toml")).summary
-    assert s["recovery_s"] < 0  # healthy again 15 s before the 90 s of 800 req/s were over
+    assert 0 <= s["recovery_s"] <= 60  # healthy again within the settle minute after the 90 s of 800 req/s
     api = s["services"]["api"]["impact"]
-    # most of the damage is requests that hung, then succeeded; those that failed waited out the pool's queue
-    assert api["slow"] > api["failed"] > 0
+    # the pool's queue (its acquire timeout) and the starved new pods (refused connects) fail requests
     failures = {k: n for k, n in s["services"]["api"]["failures"].items() if n}
-    assert failures == {"acquire_timeout": api["failed"]}
-    assert api["settled_s"] > api["end_s"]  # crash loops and the database outlive the impact
+    assert failures["acquire_timeout"] > failures["too_many_clients"] > 0
+    assert api["failed"] == sum(failures.values()) and api["slow"] > 0
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)

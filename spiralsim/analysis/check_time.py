@@ -162,13 +162,15 @@ def little_law(sc: Scenario, a: Arithmetic) -> list[Finding]:
         lim = a.services[name]
         for when, t, rate, hold, incident in _points(sc, name, svc):
             n = _replicas_at(svc, t)
-            have = min(n * svc.pool.max, lim.connections)
-            most = lim.connections if svc.autoscaler is not None else have
+            leaked = min(n, svc.pod.replicas) * svc.pod.leaked_at_start  # the pods running at time 0 keep theirs
+            have = max(0, min(n * svc.pool.max, lim.connections) - leaked)
+            most = max(0, lim.connections - leaked) if svc.autoscaler is not None else have
             need = rate * hold
             capped = (" (the database's usable slots, shared pro rata)" if lim.connections < lim.asks else
                       " (PgBouncer's server pool)")
             held = f"the {have} connections its {pods(n, svc.pool.max)} can get" + (
-                capped if have < n * svc.pool.max else "")
+                capped if min(n * svc.pool.max, lim.connections) < n * svc.pool.max else "") + (
+                f" ({leaked} more leaked before the run)" if leaked else "")
             if need > most:
                 status = WARN if incident else FAIL
                 why = (f"more than {held}" + (f" and the {most} its autoscaler's {lim.pods} pods could" if most > have

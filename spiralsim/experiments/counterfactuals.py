@@ -124,7 +124,8 @@ def _shed(sc: Scenario) -> Overrides:
 
 def _try_finally(sc: Scenario) -> Overrides:
     return _each(sc, lambda s: any(e.leak_on_error for e in s.endpoints.values()),
-                 lambda s: [f"endpoints.{n}.leak_on_error=false" for n, e in s.endpoints.items() if e.leak_on_error])
+                 lambda s: [f"endpoints.{n}.leak_on_error=false" for n, e in s.endpoints.items() if e.leak_on_error]
+                 + (["pod.leaked_at_start=0"] if s.pod.leaked_at_start else []))  # nor the leaks of its uptime
 
 
 def _error_listener(sc: Scenario) -> Overrides:
@@ -177,6 +178,8 @@ def _pool_by_arithmetic(sc: Scenario) -> Overrides:
         if size < svc.pool.max:
             out += [f"services.{name}.pool.max={size}", f"services.{name}.pool.min={min(svc.pool.min, size)}",
                     f"services.{name}.pod.warm_connections={min(svc.pod.warm_connections, size)}"]
+            if svc.pod.leaked_at_start > size:  # the same uptime's leaks fill the smaller pool
+                out.append(f"services.{name}.pod.leaked_at_start={size}")
     return out or None
 
 

@@ -237,11 +237,19 @@ class Handler:
 
     def leaked_before(self, conn: Connection) -> None:
         """A client a pod running at time 0 leaked before the run: checked out for good, its session
-        idle in transaction (aborted). In `pool_leaked` and the database's gauges, not in `leaked`."""
+        idle in transaction (aborted). In `pool_leaked` and the database's gauges, not in `leaked`.
+        Behind PgBouncer its open transaction holds a server connection (from PgBouncer's first login)."""
         conn.leaked = True
         self.series.pool_leaked.add(self.env._now, 1.0)
-        self.sessions.begin(conn, self.series)
-        self.sessions.orphan(conn)
+        if conn.server is None:
+            self.bouncer.assign(conn, self._leaked_linked, conn)
+        else:
+            self._leaked_linked(conn, None)
+
+    def _leaked_linked(self, conn: Connection, error: str | None) -> None:
+        if error is None:  # (refused: PgBouncer closed the client, and no transaction holds a server)
+            self.sessions.begin(conn.server, self.series)
+            self.sessions.orphan(conn.server)
 
     def _finish(self, att: Attempt, error: str | None) -> None:
         if self.query_timeout and att.timed_out:

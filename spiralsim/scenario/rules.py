@@ -162,13 +162,12 @@ def warm_within_pool(service: Any) -> Problems:
 
 
 def leaks_need_a_leaky_endpoint(service: Any) -> Problems:
-    """Clients leaked before the run came from an endpoint that can leak, and they are direct connections."""
+    """Clients leaked before the run came from an endpoint that can leak, in pods running at time 0."""
     if service.pod.leaked_at_start == 0:
         return []
-    if service.pgbouncer is not None or service.serverless is not None:
-        layer = "pgbouncer" if service.pgbouncer is not None else "serverless"
-        return [(("pod", "leaked_at_start"), f"is modelled for pods with direct connections only, not with"
-                                            f" [{HERE}{layer}]")]
+    if service.serverless is not None:
+        return [(("pod", "leaked_at_start"), f"is for pods running at time 0; a [{HERE}serverless] service has"
+                                            f" none (its instances start cold)")]
     if not any(e.kind == "transaction" and e.leak_on_error for e in service.endpoints.values()):
         return [(("pod", "leaked_at_start"), "needs an endpoint that leaks (kind = \"transaction\" with"
                                             " leak_on_error = true): nothing else leaves a client checked out")]
