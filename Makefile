@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test golden bench clean
+.PHONY: run test golden claims bench clean
 
 run: $(STAMP)  ## the main job: the article's push notification
 	$(BIN)/spiralsim run scenarios/push_spike.toml
@@ -16,6 +16,9 @@ test: $(STAMP)  ## the tests (CI=true adds the long statistical checks)
 
 golden: $(STAMP)  ## regenerate tests/golden/ on purpose, after a change meant to alter results
 	$(BIN)/python tests/golden.py
+
+claims: $(STAMP)  ## run every claim of the seed article and write docs/article-claims.md
+	$(BIN)/python tests/claims.py
 
 bench: $(STAMP)  ## speed and memory of every shipped scenario
 	$(BIN)/python benchmarks/bench.py
