@@ -191,6 +191,15 @@ def _thousands_of_backends(run):
             s["services"]["api"]["peak_db_connections"] <= 30)
 
 
+def _creep(run):
+    s = run("slow_query_creep").summary
+    budget = next(a for a in s["alerts"] if a["name"] == "slow_query_budget")
+    start = s["services"]["api"]["impact"]["start_s"]
+    return (f"statement p99 budget (200 ms) fires at {clock(budget['fired_at'])}, {start - budget['fired_at']:.0f} s"
+            f" before the cliff ({clock(start)}); {n(svc(run('slow_query_creep'))['failures_total'])} fail after it",
+            budget["fired_at"] < start and svc(run("slow_query_creep"))["failures_total"] > 0)
+
+
 def _pool_counters(run):
     r = run(PS)
     cols = ("pool_total", "pool_idle", "pool_waiting")
@@ -350,8 +359,7 @@ CLAIMS = [
     Claim(53, "\"Don't try to hold thousands of direct Postgres backends, you'll lose\": PgBouncer", "pgbouncer",
           _thousands_of_backends),
     Claim(54, "A slow-query budget alert; latency \"creeps up over a week\"; the cliff is sudden, the slope is not",
-          status=PARTLY, why="A slow_queries factor that ramps (and slow_query_creep.toml) is not in the model"
-          " yet: only steps."),
+          "slow_query_creep", _creep),
     Claim(55, "totalCount, idleCount, waitingCount tell you almost everything", "push_spike", _pool_counters),
     Claim(56, "Alert pg_pool_waiting > 0 for 10 s: you're at capacity", "push_spike", _waiting_alert, PARTLY,
           "It fires after the impact has begun: it tells the present, not what is coming."),

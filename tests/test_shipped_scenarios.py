@@ -126,7 +126,7 @@ OUTCOMES = {
     "db_restart": "recovered", "idle_in_transaction": "stuck", "leak": "stuck", "push_spike": "recovered",
     "retry_storm": "metastable", "shared_database": "recovered", "slow_query": "recovered",
     "pgbouncer": "recovered", "serverless": "stuck", "background_jobs": "recovered", "sane_defaults": "recovered",
-    "read_replicas": "stable", "liveness_spiral": "recovered",
+    "read_replicas": "stable", "liveness_spiral": "recovered", "slow_query_creep": "recovered",
 }
 
 

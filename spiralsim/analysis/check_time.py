@@ -145,7 +145,9 @@ def _points(sc: Scenario, name: str, svc: ServiceConfig) -> list[tuple[str, floa
         if inc.kind != "slow_queries" or (inc.services and name not in inc.services):
             continue
         factors = {e: inc.factor or 1.0 for e in svc.endpoints if not inc.endpoints or e in inc.endpoints}
-        out.append((f"the slow_queries x{inc.factor:g} at {_clock(inc.start)}", inc.start, _rate_at(svc, inc.start),
+        label = (f"the slow_queries ramping to x{inc.factor:g} by {_clock(inc.end)}" if inc.ramp else
+                 f"the slow_queries x{inc.factor:g} at {_clock(inc.start)}")
+        out.append((label, inc.start, _rate_at(svc, inc.start),
                     mean_hold_s(svc, factors, sc.database.statement_timeout), True))
     return out
 

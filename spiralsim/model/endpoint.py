@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ..scenario import EndpointConfig
+from ..scenario.triggers import Incident
 from .rng import Draws
 
 
@@ -16,7 +17,7 @@ class Endpoint:
     """The runtime of one `[services.NAME.endpoints.ENDPOINT]` table."""
 
     def __init__(self, name: str, config: EndpointConfig, work: Draws, errors: Draws,
-                 windows: list[tuple[float, float, float]],
+                 windows: list[Incident],
                  locks: Draws | None = None, orphans: Draws | None = None, transient: Draws | None = None,
                  roles: Draws | None = None):
         self.name = name
@@ -46,11 +47,11 @@ class Endpoint:
         self._ln_shift = -0.5 * self.sigma * self.sigma
 
     def slowdown(self, now: float) -> float:
-        """The product of the `slow_queries` factors whose window holds `now`."""
+        """The product of the `slow_queries` factors whose window holds `now` (a ramp's as it stands then)."""
         f = 1.0
-        for start, end, factor in self.windows:
-            if start <= now < end:
-                f *= factor
+        for inc in self.windows:
+            if inc.start <= now < inc.end:
+                f *= inc.factor_at(now)
         return f
 
     def draw_fate(self) -> tuple[int, bool]:

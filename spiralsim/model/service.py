@@ -30,7 +30,7 @@ def _endpoints(name: str, config: ServiceConfig, seed: int, incidents: list[Inci
     out = []
     for ep_name, ep in config.endpoints.items():
         kind = "normal" if ep.distribution == "lognormal" else "exponential"
-        windows = [(inc.start, inc.end, inc.factor) for inc in incidents
+        windows = [inc for inc in incidents
                    if inc.kind == "slow_queries"
                    and (not inc.services or name in inc.services)
                    and (not inc.endpoints or ep_name in inc.endpoints)]

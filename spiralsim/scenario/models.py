@@ -188,6 +188,7 @@ class IncidentConfig(_Table):
     start: Duration
     end: Duration
     factor: Annotated[Float, Field(gt=0)] | None = None
+    ramp: Bool = False  # slow_queries: the factor grows linearly from 1 at `start` to `factor` at `end`
     services: Annotated[list[Str], Field(min_length=1)] | None = None
     endpoints: Annotated[list[Str], Field(min_length=1)] | None = None
 

@@ -267,6 +267,9 @@ def incident_factor(incident: Any) -> Problems:
     if incident.kind != "slow_queries" and incident.factor is not None:
         return [(("factor",), f"contradictory settings: only slow_queries takes a factor, not {incident.kind};"
                               f' remove {HERE}factor or set kind = "slow_queries"')]
+    if incident.kind != "slow_queries" and incident.ramp:
+        return [(("ramp",), f"contradictory settings: only slow_queries ramps its factor, not {incident.kind};"
+                            f" remove {HERE}ramp")]
     return []
 
 

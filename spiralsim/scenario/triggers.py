@@ -18,16 +18,27 @@ class Incident:
     factor: Optional[float] = None
     services: tuple[str, ...] = ()
     endpoints: tuple[str, ...] = ()
+    ramp: bool = False  # the factor grows from 1 at start to `factor` at end
+
+    def factor_at(self, t: float) -> float:
+        """The slow_queries factor at `t` inside the window (1 outside it)."""
+        if self.factor is None or not self.start <= t < self.end:
+            return 1.0
+        if not self.ramp:
+            return self.factor
+        return 1.0 + (self.factor - 1.0) * (t - self.start) / (self.end - self.start)
 
     def event_detail(self) -> str:
-        """events.csv's detail: `slow_queries x50 on a,b`, `db_restart`."""
-        factor = f" x{self.factor:g}" if self.factor is not None else ""
+        """events.csv's detail: `slow_queries x50 on a,b`, `slow_queries x1 -> x20 (ramps)`, `db_restart`."""
+        factor = (f" x1 -> x{self.factor:g} (ramps)" if self.ramp else f" x{self.factor:g}") \
+            if self.factor is not None else ""
         where = f" on {','.join(self.endpoints)}" if self.endpoints else ""
         return self.kind + factor + where
 
     def summary_detail(self) -> str:
-        """summary.json's trigger detail (the kind is a field of its own): `x50 on a, b`."""
-        factor = f"x{self.factor:g}" if self.factor is not None else ""
+        """summary.json's trigger detail (the kind is a field of its own): `x50 on a, b`, `x1 -> x20 (ramp)`."""
+        factor = (f"x1 -> x{self.factor:g} (ramp)" if self.ramp else f"x{self.factor:g}") \
+            if self.factor is not None else ""
         where = f" on {', '.join(self.endpoints)}" if self.endpoints else ""
         return (factor + where).strip()
 
@@ -64,7 +75,7 @@ class Phase:
 def incidents(scenario: Scenario) -> list[Incident]:
     """The incidents in file order."""
     return [Incident(i.kind, float(i.start), float(i.end), i.factor, tuple(i.services or ()),
-                     tuple(i.endpoints or ())) for i in scenario.incidents]
+                     tuple(i.endpoints or ()), i.ramp) for i in scenario.incidents]
 
 
 def phases(scenario: Scenario) -> list[Phase]:
