@@ -127,3 +127,28 @@ def test_behind_pgbouncer_each_leaked_client_holds_a_server_connection():
     assert c["successes"].sum() == 1
     assert c["sv_active_area"][1] == 2.0 and db(world)["idle_in_transaction_area"][1] == 2.0
     assert db(world)["orphans_open_area"][-1] == 2.0
+
+
+# ---------------------------------------------------------------- ALTER ROLE ... SET
+
+
+def test_a_roles_statement_timeout_beats_the_servers_for_its_sessions_only():
+    # Two services of one request each (0.125 s), a 3 s statement. The server cancels at 10 s, api's role
+    # (ALTER ROLE api SET statement_timeout = '1s') at 1 s: api's statement fails, jobs' runs to its end.
+    jobs = merge(SLOW, {"pool": {"query_timeout": 0}})
+    api = merge(jobs, {"role": {"statement_timeout": "1s"}})
+    world = run(scenario(SESSIONS, "database.statement_timeout=10s", services={"api": api, "jobs": jobs}))
+    assert cols(world)["failures_statement_timeout"].sum() == 1
+    assert cols(world, "jobs")["successes"].sum() == 1 and cols(world, "jobs")["failures_statement_timeout"].sum() == 0
+
+
+def test_a_roles_idle_in_transaction_timeout_ends_its_orphans_only():
+    # Each service's one transaction leaks (error_rate 1): idle in transaction from 0.165 s. api's role ends
+    # its session after 5 s; jobs' (the server's setting, 0) stays. (crash_on_client_error off: no crash.)
+    leaky = merge(SESSION_SERVICE, {"endpoints": {"e": {"kind": "transaction", "error_rate": 1.0,
+                                                        "leak_on_error": True}},
+                                    "pod": {"crash_on_client_error": False}})
+    api = merge(leaky, {"role": {"idle_in_transaction_session_timeout": "5s"}})
+    world = run(scenario(SESSIONS, services={"api": api, "jobs": leaky}))
+    assert cols(world)["sessions_killed"].sum() == 1 and cols(world, "jobs")["sessions_killed"].sum() == 0
+    assert db(world)["idle_in_transaction_area"][4] == 2.0 and db(world)["idle_in_transaction_area"][6] == 1.0

@@ -164,16 +164,24 @@ def _acquire_timeout(sc: Scenario, a: Arithmetic) -> list[Finding]:
 
 def _statement_timeout(sc: Scenario, a: Arithmetic) -> list[Finding]:
     t = sc.database.statement_timeout
-    if t > 0:
-        return [Finding("statement_timeout", "", OK, f"database.statement_timeout {duration(t)}: Postgres cancels a"
-                        f" statement that hangs", {"statement_timeout_s": t})]
-    return [Finding("statement_timeout", "", WARN, "database.statement_timeout 0: nothing cancels a statement"
-                    " that hangs (the article sets it on the role, e.g. 20s: an answer that needs no deploy)",
-                    {"statement_timeout_s": 0.0})]
+    bare = [n for n, svc in sc.services.items() if svc.statement_timeout(sc.database) <= 0]
+    roles = {n: svc.role.statement_timeout for n, svc in sc.services.items() if svc.role.statement_timeout is not None}
+    figures = {"statement_timeout_s": t, "roles": roles}
+    if not bare:
+        where = f"database.statement_timeout {duration(t)}" if not roles else "statement_timeout " + ", ".join(
+            f"{n} {duration(svc.statement_timeout(sc.database))}" for n, svc in sc.services.items())
+        return [Finding("statement_timeout", "", OK, f"{where}: Postgres cancels a statement that hangs", figures)]
+    where = "database.statement_timeout 0" if not roles else \
+        f"statement_timeout 0 for {', '.join(bare)} (database.statement_timeout 0, and no role of theirs sets one)"
+    return [Finding("statement_timeout", "", WARN, f"{where}: nothing cancels a statement that hangs (the"
+                    f" article sets it on the role, e.g. 20s: an answer that needs no deploy)", figures)]
 
 
 def _idle_in_transaction_timeout(sc: Scenario, a: Arithmetic) -> list[Finding]:
     t = sc.database.idle_in_transaction_session_timeout
+    if any(svc.role.idle_in_transaction_session_timeout is not None for svc in sc.services.values()):
+        covered = {s: svc.idle_in_transaction_session_timeout(sc.database) for s, svc in sc.services.items()}
+        t = min(covered.values())  # the rule holds only when every role has the backstop
     orphans = [f"{s}.{e}" for s, svc in sc.services.items() for e, ep in svc.endpoints.items()
                if ep.orphan_rate > 0 and ep.weight > 0]
     figures = {"idle_in_transaction_session_timeout_s": t, "orphaning_endpoints": orphans}

@@ -28,7 +28,7 @@ BUFFER_S = 0.5
 def _statements_s(sc: Scenario, svc: ServiceConfig) -> tuple[float, str, bool]:
     """The longest a request's statements hold its connection, over its endpoints, in words, and
     whether a statement_timeout bounds it (else it is their expected time, and nothing bounds them)."""
-    st = sc.database.statement_timeout
+    st = svc.statement_timeout(sc.database)
     eps = [ep for ep in svc.endpoints.values() if ep.weight > 0]
     if st <= 0:
         longest = max(hold_s(ep) for ep in eps)
@@ -148,7 +148,7 @@ def _points(sc: Scenario, name: str, svc: ServiceConfig) -> list[tuple[str, floa
         label = (f"the slow_queries ramping to x{inc.factor:g} by {_clock(inc.end)}" if inc.ramp else
                  f"the slow_queries x{inc.factor:g} at {_clock(inc.start)}")
         out.append((label, inc.start, _rate_at(svc, inc.start),
-                    mean_hold_s(svc, factors, sc.database.statement_timeout), True))
+                    mean_hold_s(svc, factors, svc.statement_timeout(sc.database)), True))
     return out
 
 

@@ -62,7 +62,9 @@ class Database:
     `replica` > 0: read replica number `replica`, recorded in `recorder.replicas[replica - 1]`
     (the primary, 0, in `recorder.db`)."""
 
-    def __init__(self, env: Environment, config: DatabaseConfig, recorder: Recorder, replica: int = 0):
+    def __init__(self, env: Environment, config: DatabaseConfig, recorder: Recorder, replica: int = 0,
+                 roles: dict | None = None):
+        """`roles`: each service's RoleConfig, whose timeouts beat the server's for its sessions."""
         self.env = env
         self.config = config
         self.recorder = recorder
@@ -74,6 +76,9 @@ class Database:
         self.reserved_from = config.max_connections - config.superuser_reserved_connections
         self.other = config.other_connections
         self.statement_timeout = config.statement_timeout
+        # a service whose role sets its own statement_timeout: that, for its sessions
+        self.role_statement_timeout = {name: r.statement_timeout for name, r in (roles or {}).items()
+                                       if r.statement_timeout is not None}
         self.held = 0  # app connections (established or being set up)
         usl = (config.contention_sigma, config.contention_kappa) if config.contention else (0.0, 0.0)
         self.cpu = CpuShare(env, config.cores, self._on_busy, self._after_cpu, *usl)
@@ -82,9 +87,11 @@ class Database:
         self.refused_connect_cpu = config.refused_connect_cpu
         self.inv_cores = 1.0 / config.cores
         self.next_cost = (self.connect_cpu, False)  # (CPU, refused) of the connect try_take_slot just decided
+        role_iit = {name: r.idle_in_transaction_session_timeout for name, r in (roles or {}).items()
+                    if r.idle_in_transaction_session_timeout is not None}
         self.sessions = Sessions(env, _ServerRecorder(self.series, recorder.inv_bucket) if replica else recorder,
                                  config.idle_in_transaction_session_timeout, self.free_slot, self.kill,
-                                 self.lock_released, Keepalive.of(config))
+                                 self.lock_released, Keepalive.of(config), role_iit)
         self.first_refusal = True
         self.restarting = False      # a db_restart window: connects refused
         self.unreachable_until = 0.0  # a network_blip window: connects wait for the network
@@ -198,8 +205,10 @@ class Database:
         now = self.env._now
         stmt.t0 = now
         self.series.active.add(now, 1.0)
-        if self.statement_timeout > 0:
-            Deadline(self.env, self.statement_timeout, self._on_timeout, stmt)
+        timeout = self.role_statement_timeout.get(conn.series.name, self.statement_timeout) \
+            if self.role_statement_timeout else self.statement_timeout
+        if timeout > 0:
+            Deadline(self.env, timeout, self._on_timeout, stmt)
         if blocker is not None:
             stmt.phase = 3
             blocker.waiters.append(stmt)

@@ -47,11 +47,12 @@ class Sessions:
     def __init__(self, env: Environment, recorder: Recorder, iit_timeout: float,
                  free_slot: Callable[[ServiceSeries], None],
                  kill_statement: Callable[[Any, str], None], lock_released: Callable[[Any], None],
-                 keepalive: Keepalive = Keepalive()):
+                 keepalive: Keepalive = Keepalive(), role_iit_timeout: dict[str, float] | None = None):
         """`free_slot(series)`, `kill_statement(stmt, kind)` and `lock_released(stmt)` are the
         database's: a session's end frees its slot and ends its statement, a
         transaction's end wakes the statements waiting for its locks. `keepalive`: when a
-        silently dropped session ends."""
+        silently dropped session ends. `role_iit_timeout`: by service, a role's own
+        idle_in_transaction_session_timeout, which beats `iit_timeout` for its sessions."""
         self.env = env
         self.keepalive = keepalive
         self.free_slot = free_slot
@@ -60,6 +61,7 @@ class Sessions:
         self.recorder = recorder
         self.inv_bucket = recorder.inv_bucket
         self.iit_timeout = iit_timeout
+        self.role_iit_timeout = role_iit_timeout or {}
         self.iit_level = recorder.db.idle_in_transaction
         self.iit_since: OrderedDict[int, float] = OrderedDict()  # sessions idle in transaction, oldest first
         self.oldest_level = recorder.db.iit_oldest_since
@@ -162,8 +164,14 @@ class Sessions:
         if not self.iit_since:
             self.oldest_level.set(now, now)
         self.iit_since[conn.id] = now
-        if self.iit_timeout > 0:
-            Deadline(self.env, self.iit_timeout, self._on_iit_timeout, (conn, now))
+        timeout = self.iit_timeout_of(conn)
+        if timeout > 0:
+            Deadline(self.env, timeout, self._on_iit_timeout, (conn, now))
+
+    def iit_timeout_of(self, conn: Connection) -> float:
+        """The idle_in_transaction_session_timeout of `conn`'s session: its role's, else the server's."""
+        return self.role_iit_timeout.get(conn.series.name, self.iit_timeout) if self.role_iit_timeout \
+            else self.iit_timeout
 
     def leave_iit(self, conn: Connection) -> None:
         """The session runs a statement again, or its transaction or session ends."""
@@ -235,8 +243,9 @@ class Sessions:
         if stmt is None:
             lost.dead_at = keepalive.dead_at(lost.last_io, now)
             Timer(self.env, lost.dead_at - now, self._on_noticed, lost)
-            if lost.iit and self.iit_timeout > 0:  # its idle-in-transaction timeout runs on
-                Timer(self.env, max(0.0, lost.iit_since + self.iit_timeout - now), self._on_iit_timeout,
+            timeout = self.iit_timeout_of(lost)
+            if lost.iit and timeout > 0:  # its idle-in-transaction timeout runs on
+                Timer(self.env, max(0.0, lost.iit_since + timeout - now), self._on_iit_timeout,
                       (lost, lost.iit_since))
         else:
             stmt.conn = lost

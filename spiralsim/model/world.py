@@ -28,9 +28,11 @@ class World:
         self.env = simpy.Environment()
         self.recorder = Recorder(scenario.duration, scenario.bucket, list(scenario.services),
                                  scenario.database.max_connections, scenario.database.read_replicas)
-        self.database = Database(self.env, scenario.database, self.recorder)
-        # each a server of its own with the primary's settings; the incidents below hit the primary only
-        self.replicas = tuple(Database(self.env, scenario.database, self.recorder, i + 1)
+        roles = {name: svc.role for name, svc in scenario.services.items()}
+        self.database = Database(self.env, scenario.database, self.recorder, roles=roles)
+        # each a server of its own with the primary's settings (and the roles: ALTER ROLE is replicated);
+        # the incidents below hit the primary only
+        self.replicas = tuple(Database(self.env, scenario.database, self.recorder, i + 1, roles)
                               for i in range(scenario.database.read_replicas))
         self.incidents = incidents(scenario)
         self.services = {

@@ -152,6 +152,14 @@ class PoolConfig(_Table):
     RULES = (rules.pool_min_within_max,)
 
 
+class RoleConfig(_Table):
+    """The service's database role: `ALTER ROLE app_user SET ...`, which beats the server's setting for
+    every session of that role (unset: the server's)."""
+
+    statement_timeout: Duration | None = None
+    idle_in_transaction_session_timeout: Duration | None = None
+
+
 class ServerlessConfig(_Table):
     """A service of functions (Lambda, Vercel): each instance serves one request at a time,
     starts cold (`pod.startup`) when none is idle, is frozen between requests and reaped
@@ -173,12 +181,23 @@ class ServiceConfig(_Table):
     balancer: BalancerConfig = BalancerConfig()
     pod: PodConfig = PodConfig()
     pool: PoolConfig = PoolConfig()
+    role: RoleConfig = RoleConfig()
     autoscaler: AutoscalerConfig | None = None
     pgbouncer: PgBouncerConfig | None = None
     serverless: ServerlessConfig | None = None
 
     RULES = (rules.warm_within_pool, rules.some_endpoint_weighted, rules.serverless_scales_itself,
              rules.leaks_need_a_leaky_endpoint)
+
+    def statement_timeout(self, database: DatabaseConfig) -> float:
+        """The statement_timeout its sessions get: its role's, else the server's."""
+        t = self.role.statement_timeout
+        return database.statement_timeout if t is None else t
+
+    def idle_in_transaction_session_timeout(self, database: DatabaseConfig) -> float:
+        """The idle_in_transaction_session_timeout its sessions get: its role's, else the server's."""
+        t = self.role.idle_in_transaction_session_timeout
+        return database.idle_in_transaction_session_timeout if t is None else t
 
 
 class IncidentConfig(_Table):
