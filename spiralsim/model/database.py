@@ -23,7 +23,7 @@ from .cpu_share import CpuShare
 from .keepalive import Keepalive
 from .postmaster import BackendStart, Postmaster
 from .sessions import ADMIN_TEXT, Sessions, Transaction
-from .timer import Deadline, Timer
+from .timer import Deadline, Timer, schedule
 
 RESERVED_TEXT = "remaining connection slots are reserved for non-replication superuser connections"
 FULL_TEXT = "sorry, too many clients already"
@@ -31,9 +31,11 @@ RESTART_TEXT = "57P03 the database system is starting up"
 
 
 class Statement:
-    """One running statement; `phase` 0 = CPU, 1 = wait, 2 = ended, 3 = waiting for a lock."""
+    """One running statement; `phase` 0 = CPU, 1 = wait, 2 = ended, 3 = waiting for a lock.
+    Its wait is an event of its own: the statement goes on SimPy's heap itself (`schedule`)."""
 
-    __slots__ = ("wait", "done", "arg", "phase", "dead", "conn", "cpu", "t0")
+    __slots__ = ("wait", "done", "arg", "phase", "dead", "conn", "cpu", "t0", "callbacks")
+    _ok = True  # as a heap item: what SimPy's loop checks
 
     def __init__(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None],
                  arg: object):
@@ -213,7 +215,7 @@ class Database:
             self.cpu.add(stmt.cpu, stmt)
         elif stmt.wait > 0:
             stmt.phase = 1
-            Timer(self.env, stmt.wait, self._after_wait, stmt)
+            schedule(self.env, stmt.wait, self._after_wait, stmt)
         else:
             self._finish(stmt, None)
 
@@ -236,12 +238,11 @@ class Database:
             return
         if stmt.wait > 0:
             stmt.phase = 1
-            Timer(self.env, stmt.wait, self._after_wait, stmt)
+            schedule(self.env, stmt.wait, self._after_wait, stmt)
         else:
             self._finish(stmt, None)
 
-    def _after_wait(self, timer: Timer) -> None:
-        stmt: Statement = timer.arg
+    def _after_wait(self, stmt: Statement) -> None:
         if stmt.phase == 1:
             self._finish(stmt, None)
 

@@ -15,7 +15,7 @@ from .client import Client
 from .endpoint import Endpoint
 from .request import Request
 from .rng import Draws
-from .timer import Timer
+from .timer import Timer, schedule
 
 
 def rate_segments(base: float, phases: list[PhaseConfig], duration: float) -> list[tuple[float, float, float, float]]:
@@ -106,7 +106,8 @@ class Traffic:
         if t != math.inf:
             Timer(self.env, t - now, self._arrive)
 
-    def _arrive(self, _timer: Timer) -> None:
+    def _arrive(self, timer: Timer) -> None:
+        """An arrival; `timer`, popped from the heap, is scheduled again for the next one."""
         now = self.env._now
         eps = self.endpoints
         if len(eps) == 1:
@@ -126,4 +127,4 @@ class Traffic:
             self.client.request(Request(now, ep, work, errors))
         t = self.curve.next_arrival(now, self.gaps.next())  # `_schedule(now)`, inlined: once per request
         if t != math.inf:
-            Timer(self.env, t - now, self._arrive)
+            schedule(self.env, t - now, self._arrive, timer)
