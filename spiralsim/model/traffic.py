@@ -44,17 +44,19 @@ class RateCurve:
 
     def __init__(self, segments: list[tuple[float, float, float, float]]):
         self.segments = segments
+        # Each segment with its slope (rate per second, per second), worked out once rather than at every arrival.
+        self.sloped = [(t0, t1, r0, r1, (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0) for t0, t1, r0, r1 in segments]
+        self.n = len(segments)
         self.index = 0
 
     def next_arrival(self, t: float, e: float) -> float:
         """The time at which the integrated rate from `t` reaches `e`; inf past the end."""
-        segs = self.segments
+        segs = self.sloped
         i = self.index
-        while i < len(segs):
-            t0, t1, r0, r1 = segs[i]
+        while i < self.n:
+            t0, t1, r0, r1, k = segs[i]
             if t < t1:
                 a = t if t > t0 else t0
-                k = (r1 - r0) / (t1 - t0)
                 ra = r0 + k * (a - t0)
                 area = 0.5 * (ra + r1) * (t1 - a)
                 if e <= area and (ra > 0 or k > 0):
