@@ -36,3 +36,24 @@ def test_hist_bin_agrees_everywhere_else():
     for x in (0.0, 5e-324, 1e-5, 1e4, 1e5, 1e300):
         assert hist_bin(x) == bin_by_log(x)
     assert hist_bin(0.0) == 0 and hist_bin(1e9) == HIST_BINS - 1
+
+
+def test_latency_batch_counts_as_binning_each_at_once():
+    """Latencies appended a bucket at a time, in batches large (numpy) and small (one by one), and
+    flushed before reading: the very counts of binning each latency as it ends."""
+    from spiralsim.metrics.histogram import LatencyBatch
+    from spiralsim.metrics.level import zeros
+
+    rng = random.Random(5)
+    n_buckets = 6
+    direct = zeros(n_buckets * HIST_BINS, "l")
+    batched = LatencyBatch(zeros(n_buckets * HIST_BINS, "l"))
+    for b, count in enumerate((0, 3, 500, 31, 32, 1000)):
+        for _ in range(count):
+            x = 10.0 ** rng.uniform(-6.0, 5.0)
+            direct[b * HIST_BINS + bin_by_log(x)] += 1
+            if b != batched.bucket:
+                batched.start(b)
+            batched.pending.append(x)
+    batched.flush()
+    assert batched.counts == direct and not batched.pending

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from bisect import bisect_right
 from functools import partial
 
@@ -45,8 +46,50 @@ def _least_in_bin(k: int) -> float:
 HIST_BIN_STARTS_S = [_least_in_bin(k) for k in range(1, HIST_BINS)]
 
 #: The histogram bin of a latency in seconds: `bin_by_log(seconds)` for every latency, found by a
-#: binary search in C over `HIST_BIN_STARTS_S` (no Python frame, no logarithm: two per request).
+#: binary search in C over `HIST_BIN_STARTS_S` (no Python frame, no logarithm).
 hist_bin = partial(bisect_right, HIST_BIN_STARTS_S)
+_STARTS = np.array(HIST_BIN_STARTS_S)
+_SMALL_BATCH = 32  # fewer latencies than this are binned one by one (numpy's calls cost more)
+
+
+class LatencyBatch:
+    """The way into a per-bucket latency histogram (`counts`: HIST_BINS counts a bucket, an
+    `array('l')`): the current bucket's latencies wait in `pending` and are binned together when a
+    later bucket begins (`start`) or before the counts are read (`flush`).
+
+    Latencies end in time order, so a bucket's are all appended before the next bucket's. The
+    request path appends each latency to `pending` itself, after `start(b)` when its bucket `b` is
+    not `bucket`: a list append, where a bin search and an array update were (two a request). The
+    bins are `hist_bin`'s (a sorted search on the same starts, `side="right"` as `bisect_right`), so
+    the counts are exactly those of binning each latency at once; memory is one bucket's latencies.
+    """
+
+    __slots__ = ("counts", "pending", "bucket")
+
+    def __init__(self, counts: array):
+        self.counts = counts
+        self.pending: list[float] = []
+        self.bucket = 0  # the bucket the pending latencies belong to
+
+    def start(self, b: int) -> None:
+        """Bucket `b` (later than `bucket`) begins: bin what waits, then collect for `b`."""
+        self.flush()
+        self.bucket = b
+
+    def flush(self) -> None:
+        """Bin the pending latencies into their bucket's counts (before the counts are read)."""
+        pending = self.pending
+        if not pending:
+            return
+        row = self.bucket * HIST_BINS
+        if len(pending) < _SMALL_BATCH:
+            counts = self.counts
+            for seconds in pending:
+                counts[row + hist_bin(seconds)] += 1
+        else:
+            bins = np.searchsorted(_STARTS, pending, side="right")
+            np.frombuffer(self.counts, dtype=np.int64)[row:row + HIST_BINS] += np.bincount(bins, minlength=HIST_BINS)
+        pending.clear()
 
 
 def hist_percentiles(hist: np.ndarray, q: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from array import array
 import numpy as np
 
 from ..vocabulary import FAILURE_KINDS, REFUSED_AT_ONCE, TROUBLE_COUNTERS
-from .histogram import HIST_BINS
+from .histogram import HIST_BINS, LatencyBatch
 from .level import Level, zeros
 from .recording import Event, Recording, ServiceRecording
 
@@ -55,6 +55,8 @@ class ServiceSeries:
             setattr(self, g, Level(n_buckets, bucket))
         self.hist = zeros((n_buckets + 1) * HIST_BINS, "l")
         self.stmt_hist = zeros((n_buckets + 1) * HIST_BINS, "l")  # its statements' times, as the app sees them
+        self.latencies = LatencyBatch(self.hist)  # the request path's way into `hist` (flush before reading it)
+        self.stmt_times = LatencyBatch(self.stmt_hist)  # and into `stmt_hist`
         self.n_buckets = n_buckets
         self.bucket = bucket
         self.pods: dict[str, list[Level]] = {k: [] for k in POD_LEVELS}  # one gauge per pod
@@ -129,6 +131,8 @@ class Recorder:
                                               for lv in levels]).reshape(len(levels), n)
                               for part in ("peak", "sample")}
             cols["pool_waiting_worst_pod"] = pods["waiting"]["peak"].max(axis=0, initial=0.0)
+            s.latencies.flush()
+            s.stmt_times.flush()
             hist = np.frombuffer(s.hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
             stmt_hist = np.frombuffer(s.stmt_hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
             per_service[name] = ServiceRecording(name, cols, hist, s.crashes, pod_in_use=pods["in_use"]["sample"],

@@ -160,6 +160,7 @@ class Autoscaler:
             return None
         if signal.reads == "latency_mean":
             return sum(series.latency_sum[b0:b1]) / done
+        series.latencies.flush()  # the latest bucket's latencies, binned before they are read
         hist = np.frombuffer(series.hist, dtype=np.int64)[b0 * HIST_BINS:b1 * HIST_BINS]
         return float(hist_percentiles(hist.reshape(-1, HIST_BINS).sum(axis=0), 0.99)[0])
 

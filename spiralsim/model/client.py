@@ -13,7 +13,7 @@ import math
 
 from simpy import Environment
 
-from ..metrics import HIST_BINS, Recorder, ServiceSeries, hist_bin
+from ..metrics import Recorder, ServiceSeries
 from ..scenario import ClientConfig
 from ..vocabulary import FAILURE_KINDS, KIND_INDEX, REFUSED_AT_ONCE
 from .breaker import STATE_NAMES, Breaker
@@ -177,7 +177,10 @@ class Client:
         latency = now - req.t0
         series.completions[b] += 1
         series.latency_sum[b] += latency
-        series.hist[b * HIST_BINS + hist_bin(latency)] += 1
+        hist = series.latencies  # (binned into series.hist when a later bucket begins)
+        if b != hist.bucket:
+            hist.start(b)
+        hist.pending.append(latency)
         if error is None and latency > self.slow_after:
             series.slow[b] += 1
 

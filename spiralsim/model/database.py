@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 from simpy import Environment
 
-from ..metrics import HIST_BINS, DatabaseSeries, Recorder, ServiceSeries, hist_bin
+from ..metrics import DatabaseSeries, Recorder, ServiceSeries
 from ..scenario import DatabaseConfig
 from .connection import Connection
 from .cpu_share import CpuShare
@@ -267,5 +267,9 @@ class Database:
         conn.last_io = now
         self.series.active.add(now, -1.0)
         series = conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
-        series.stmt_hist[int(now * self.inv_bucket) * HIST_BINS + hist_bin(now - stmt.t0)] += 1
+        times = series.stmt_times  # (binned into series.stmt_hist when a later bucket begins)
+        b = int(now * self.inv_bucket)
+        if b != times.bucket:
+            times.start(b)
+        times.pending.append(now - stmt.t0)
         stmt.done(stmt.arg, error)
