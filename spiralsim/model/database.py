@@ -215,7 +215,7 @@ class Database:
             self.cpu.add(stmt.cpu, stmt)
         elif stmt.wait > 0:
             stmt.phase = 1
-            schedule(self.env, stmt.wait, self._after_wait, stmt)
+            schedule(self.env, stmt.wait, self._finish, stmt)  # its wait
         else:
             self._finish(stmt, None)
 
@@ -238,12 +238,8 @@ class Database:
             return
         if stmt.wait > 0:
             stmt.phase = 1
-            schedule(self.env, stmt.wait, self._after_wait, stmt)
+            schedule(self.env, stmt.wait, self._finish, stmt)  # its wait
         else:
-            self._finish(stmt, None)
-
-    def _after_wait(self, stmt: Statement) -> None:
-        if stmt.phase == 1:
             self._finish(stmt, None)
 
     def _on_timeout(self, timer: Timer) -> None:
@@ -259,7 +255,11 @@ class Database:
             self._count_lock_wait(stmt)
         self._finish(stmt, error)
 
-    def _finish(self, stmt: Statement, error: str | None) -> None:
+    def _finish(self, stmt: Statement, error: str | None = None) -> None:
+        """The statement ends (`error`: why it failed, None when done). Also its wait's callback:
+        a statement killed while it waited has ended already, and its wait's end does nothing."""
+        if stmt.phase == 2:
+            return
         stmt.phase = 2
         now = self.env._now
         conn = stmt.conn
