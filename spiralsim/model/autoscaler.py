@@ -155,7 +155,7 @@ class Autoscaler:
             failed = sum(sum(kind[b0:b1]) for kind in series.failures) + sum(series.retries[b0:b1])
             answered = failed + sum(series.successes[b0:b1])
             return failed / answered if answered > 0 else None
-        done = sum(series.completions[b0:b1])
+        done = series.completed(b0, b1)
         if done == 0:
             return None
         if signal.reads == "latency_mean":

@@ -80,10 +80,8 @@ class Client:
     def _attempt(self, req: Request, now: float, b: int) -> None:
         """An attempt of `req` now (`b`: the bucket of `now`)."""
         req.attempts += 1
-        series = self.series
-        series.attempts[b] += 1
-        if req.attempts > 1:
-            series.retries[b] += 1
+        if req.attempts > 1:  # (attempts: arrivals and retries, summed by the recorder)
+            self.series.retries[b] += 1
         self.attempt_seq += 1
         att = Attempt(req, self.attempt_seq)
         if self.breaker is not None:
@@ -174,8 +172,7 @@ class Client:
         req.done = True
         self.open_requests -= 1
         series.requests_open.add(now, -1.0)
-        latency = now - req.t0
-        series.completions[b] += 1
+        latency = now - req.t0  # (completions: successes and failures, summed by the recorder)
         series.latency_sum[b] += latency
         hist = series.latencies  # (binned into series.hist when a later bucket begins)
         if b != hist.bucket:
