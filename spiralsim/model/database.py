@@ -91,6 +91,7 @@ class Database:
         self.restarting = False      # a db_restart window: connects refused
         self.unreachable_until = 0.0  # a network_blip window: connects wait for the network
         self.series.connections.set(0.0, float(self.other))
+        self.wait_callbacks = (self._finish,)  # a statement's wait ends (`schedule`), made once
 
     def _on_busy(self, utilization: float) -> None:
         self.series.busy_cores.set(self.env._now, utilization)
@@ -215,7 +216,7 @@ class Database:
             self.cpu.add(stmt.cpu, stmt)
         elif stmt.wait > 0:
             stmt.phase = 1
-            schedule(self.env, stmt.wait, self._finish, stmt)  # its wait
+            schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:
             self._finish(stmt, None)
 
@@ -238,7 +239,7 @@ class Database:
             return
         if stmt.wait > 0:
             stmt.phase = 1
-            schedule(self.env, stmt.wait, self._finish, stmt)  # its wait
+            schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:
             self._finish(stmt, None)
 

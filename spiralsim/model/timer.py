@@ -50,16 +50,18 @@ class Deadline(Timer):
         heappush(env._queue, (env._now + delay, URGENT, next(env._eid), self))  # env.schedule(self, URGENT, delay)
 
 
-def schedule(env: Environment, delay: float, fn: Callable[[Any], None], item: Any) -> None:
-    """Put `item` itself on SimPy's heap: `fn(item)` after `delay` seconds, as a Timer's callback is called.
+def schedule(env: Environment, delay: float, callbacks: tuple[Callable[[Any], None]], item: Any) -> None:
+    """Put `item` itself on SimPy's heap: each of `callbacks` is called with it after `delay` seconds,
+    as a Timer's callback is called.
 
     For what is already an object of its own and needs an event (a statement's wait) or comes back
     again and again (a service's next arrival, its Timer used anew): no Timer to make (an allocation
-    and a constructor call, once a request each). `item` has a `callbacks` slot (SimPy's loop empties
-    it when it pops the item) and `_ok` true, and is on the heap once at a time. The same time,
-    priority and sequence number as a Timer's, so every tie resolves as it did.
+    and a constructor call, once a request each). `callbacks` is a tuple its caller makes once (SimPy's
+    loop only iterates over it, then empties the item's slot: no list a time). `item` has a
+    `callbacks` slot and `_ok` true, and is on the heap once at a time. The same time, priority and
+    sequence number as a Timer's, so every tie resolves as it did.
     """
-    item.callbacks = [fn]
+    item.callbacks = callbacks
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), item))  # env.schedule(item, NORMAL, delay)
 
 

@@ -98,6 +98,7 @@ class Traffic:
             acc += w / total
             self.cumulative.append(acc)
         self.client = client
+        self.arrive_callbacks = (self._arrive,)  # the next arrival's, made once (`schedule`)
 
     def start(self) -> None:
         """Schedule the first arrival."""
@@ -129,4 +130,4 @@ class Traffic:
             self.client.request(Request(now, ep, work, errors))
         t = self.curve.next_arrival(now, self.gaps.next())  # `_schedule(now)`, inlined: once per request
         if t != math.inf:
-            schedule(self.env, t - now, self._arrive, timer)
+            schedule(self.env, t - now, self.arrive_callbacks, timer)
