@@ -60,8 +60,11 @@ class RateCurve:
                 ra = r0 + k * (a - t0)
                 area = 0.5 * (ra + r1) * (t1 - a)
                 if e <= area and (ra > 0 or k > 0):
-                    disc = ra * ra + 2.0 * k * e
-                    d = 2.0 * e / (ra + math.sqrt(disc if disc > 0 else 0.0))
+                    if k == 0.0:  # a constant rate: below, sqrt(ra * ra) is ra to the bit (binary floating
+                        d = e / ra  # point, correctly rounded), so 2e / (ra + ra) is e / ra exactly
+                    else:
+                        disc = ra * ra + 2.0 * k * e
+                        d = 2.0 * e / (ra + math.sqrt(disc if disc > 0 else 0.0))
                     self.index = i
                     return a + d
                 e -= area
