@@ -65,12 +65,15 @@ class Client:
         self.upstream = (DeadlineQueue(env, self.upstream_timeout, self._on_upstream_timeout)
                          if self.upstream_timeout > 0 else None)
         self.route = None  # set by the world: balancer.route(attempt)
-        self.open_requests = 0
         self.attempt_seq = 0
+
+    @property
+    def open_requests(self) -> int:
+        """Requests that have arrived and not ended: the `requests_open` gauge's value (a sum of ones, exact)."""
+        return int(self.series.requests_open.value)
 
     def request(self, req: Request) -> None:
         """A new user request arrives."""
-        self.open_requests += 1
         now = self.env._now
         b = int(now * self.inv_bucket)
         self.series.requests_open.add(now, 1.0)
@@ -170,7 +173,6 @@ class Client:
         if req.done:
             raise AssertionError("a request ended twice")
         req.done = True
-        self.open_requests -= 1
         series.requests_open.add(now, -1.0)
         latency = now - req.t0  # (completions: successes and failures, summed by the recorder)
         series.latency_sum[b] += latency
