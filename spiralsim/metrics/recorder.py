@@ -15,7 +15,7 @@ from array import array
 import numpy as np
 
 from ..vocabulary import FAILURE_KINDS, REFUSED_AT_ONCE, TROUBLE_COUNTERS
-from .histogram import HIST_BINS
+from .histogram import HIST_BINS, LatencyBatch
 from .level import Level, zeros
 from .recording import Event, Recording, ServiceRecording
 
@@ -37,6 +37,10 @@ SERVICE_LEVELS = (
     "cl_active", "cl_waiting", "sv_active", "sv_idle",  # PgBouncer's SHOW POOLS (0 without one)
     "pods_unready",         # ready pods a failed readiness probe took out of the balancer
 )
+#: Counters that are sums of others, worked out by `finalize` instead of counted a request at a time:
+#: every attempt is a request's first (at its arrival, in its bucket) or a retry, and every completion
+#: a success or a failure of one kind (`Client._outcome` counts each in the bucket it ends in).
+DERIVED_COUNTERS = ("attempts", "completions")
 #: `iit_oldest_since` holds when the oldest session idle in transaction became so (-1: none).
 DB_LEVELS = ("connections", "active", "idle_in_transaction", "busy_cores", "orphans_open", "iit_oldest_since")
 #: Gauges kept per pod as well: callers waiting, connections checked out (or being opened).
@@ -49,18 +53,25 @@ class ServiceSeries:
     def __init__(self, name: str, n_buckets: int, bucket: float):
         self.name = name
         for c in SERVICE_COUNTERS:
-            setattr(self, c, zeros(n_buckets + 1))
+            if c not in DERIVED_COUNTERS:
+                setattr(self, c, zeros(n_buckets + 1))
         self.failures = [zeros(n_buckets + 1) for _ in FAILURE_KINDS]
         for g in SERVICE_LEVELS:
             setattr(self, g, Level(n_buckets, bucket))
         self.hist = zeros((n_buckets + 1) * HIST_BINS, "l")
         self.stmt_hist = zeros((n_buckets + 1) * HIST_BINS, "l")  # its statements' times, as the app sees them
+        self.latencies = LatencyBatch(self.hist)  # the request path's way into `hist` (flush before reading it)
+        self.stmt_times = LatencyBatch(self.stmt_hist)  # and into `stmt_hist`
         self.n_buckets = n_buckets
         self.bucket = bucket
         self.pods: dict[str, list[Level]] = {k: [] for k in POD_LEVELS}  # one gauge per pod
         self.crashes = 0
         self.first_failure: set[str] = set()
         self.pool_max = 0  # connections one pod's pools may hold (pool.max x its pools), set by its service
+
+    def completed(self, b0: int, b1: int) -> float:
+        """Requests that ended in buckets [b0, b1): the successes and the failures of every kind."""
+        return sum(self.successes[b0:b1]) + sum(sum(kind[b0:b1]) for kind in self.failures)
 
     def pod_level(self, kind: str) -> Level:
         """A new gauge of one pod (`waiting` or `in_use`), kept beside the service's."""
@@ -110,11 +121,14 @@ class Recorder:
         n = self.n_buckets
         per_service = {}
         for name, s in self.services.items():
-            cols: dict[str, np.ndarray] = {}
-            for c in SERVICE_COUNTERS:
-                cols[c] = np.frombuffer(getattr(s, c), dtype=np.float64)[:n].copy()
-            for kind, arr in zip(FAILURE_KINDS, s.failures):
-                cols[kind.column] = np.frombuffer(arr, dtype=np.float64)[:n].copy()
+            counts = {c: np.frombuffer(getattr(s, c), dtype=np.float64)[:n].copy()
+                      for c in SERVICE_COUNTERS if c not in DERIVED_COUNTERS}
+            failures = [np.frombuffer(arr, dtype=np.float64)[:n].copy() for arr in s.failures]
+            counts["attempts"] = counts["arrivals"] + counts["retries"]  # whole numbers: the sums are exact
+            counts["completions"] = counts["successes"] + sum(failures)
+            cols: dict[str, np.ndarray] = {c: counts[c] for c in SERVICE_COUNTERS}
+            for kind, arr in zip(FAILURE_KINDS, failures):
+                cols[kind.column] = arr
             for g in SERVICE_LEVELS:
                 lv: Level = getattr(s, g)
                 lv.close(end)
@@ -129,6 +143,8 @@ class Recorder:
                                               for lv in levels]).reshape(len(levels), n)
                               for part in ("peak", "sample")}
             cols["pool_waiting_worst_pod"] = pods["waiting"]["peak"].max(axis=0, initial=0.0)
+            s.latencies.flush()
+            s.stmt_times.flush()
             hist = np.frombuffer(s.hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
             stmt_hist = np.frombuffer(s.stmt_hist, dtype=np.int64).reshape(n + 1, HIST_BINS)[:n].copy()
             per_service[name] = ServiceRecording(name, cols, hist, s.crashes, pod_in_use=pods["in_use"]["sample"],

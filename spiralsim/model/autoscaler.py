@@ -155,11 +155,12 @@ class Autoscaler:
             failed = sum(sum(kind[b0:b1]) for kind in series.failures) + sum(series.retries[b0:b1])
             answered = failed + sum(series.successes[b0:b1])
             return failed / answered if answered > 0 else None
-        done = sum(series.completions[b0:b1])
+        done = series.completed(b0, b1)
         if done == 0:
             return None
         if signal.reads == "latency_mean":
             return sum(series.latency_sum[b0:b1]) / done
+        series.latencies.flush()  # the latest bucket's latencies, binned before they are read
         hist = np.frombuffer(series.hist, dtype=np.int64)[b0 * HIST_BINS:b1 * HIST_BINS]
         return float(hist_percentiles(hist.reshape(-1, HIST_BINS).sum(axis=0), 0.99)[0])
 

@@ -13,7 +13,7 @@ import math
 
 from simpy import Environment
 
-from ..metrics import HIST_BINS, Recorder, ServiceSeries, hist_bin
+from ..metrics import Recorder, ServiceSeries
 from ..scenario import ClientConfig
 from ..vocabulary import FAILURE_KINDS, KIND_INDEX, REFUSED_AT_ONCE
 from .breaker import STATE_NAMES, Breaker
@@ -65,12 +65,15 @@ class Client:
         self.upstream = (DeadlineQueue(env, self.upstream_timeout, self._on_upstream_timeout)
                          if self.upstream_timeout > 0 else None)
         self.route = None  # set by the world: balancer.route(attempt)
-        self.open_requests = 0
         self.attempt_seq = 0
+
+    @property
+    def open_requests(self) -> int:
+        """Requests that have arrived and not ended: the `requests_open` gauge's value (a sum of ones, exact)."""
+        return int(self.series.requests_open.value)
 
     def request(self, req: Request) -> None:
         """A new user request arrives."""
-        self.open_requests += 1
         now = self.env._now
         b = int(now * self.inv_bucket)
         self.series.requests_open.add(now, 1.0)
@@ -80,10 +83,8 @@ class Client:
     def _attempt(self, req: Request, now: float, b: int) -> None:
         """An attempt of `req` now (`b`: the bucket of `now`)."""
         req.attempts += 1
-        series = self.series
-        series.attempts[b] += 1
-        if req.attempts > 1:
-            series.retries[b] += 1
+        if req.attempts > 1:  # (attempts: arrivals and retries, summed by the recorder)
+            self.series.retries[b] += 1
         self.attempt_seq += 1
         att = Attempt(req, self.attempt_seq)
         if self.breaker is not None:
@@ -172,12 +173,13 @@ class Client:
         if req.done:
             raise AssertionError("a request ended twice")
         req.done = True
-        self.open_requests -= 1
         series.requests_open.add(now, -1.0)
-        latency = now - req.t0
-        series.completions[b] += 1
+        latency = now - req.t0  # (completions: successes and failures, summed by the recorder)
         series.latency_sum[b] += latency
-        series.hist[b * HIST_BINS + hist_bin(latency)] += 1
+        hist = series.latencies  # (binned into series.hist when a later bucket begins)
+        if b != hist.bucket:
+            hist.start(b)
+        hist.pending.append(latency)
         if error is None and latency > self.slow_after:
             series.slow[b] += 1
 

@@ -16,14 +16,14 @@ from typing import Callable, NamedTuple
 
 from simpy import Environment
 
-from ..metrics import HIST_BINS, DatabaseSeries, Recorder, ServiceSeries, hist_bin
+from ..metrics import DatabaseSeries, Recorder, ServiceSeries
 from ..scenario import DatabaseConfig
 from .connection import Connection
 from .cpu_share import CpuShare
 from .keepalive import Keepalive
 from .postmaster import BackendStart, Postmaster
 from .sessions import ADMIN_TEXT, Sessions, Transaction
-from .timer import Deadline, Timer
+from .timer import Deadline, Timer, schedule
 
 RESERVED_TEXT = "remaining connection slots are reserved for non-replication superuser connections"
 FULL_TEXT = "sorry, too many clients already"
@@ -31,9 +31,11 @@ RESTART_TEXT = "57P03 the database system is starting up"
 
 
 class Statement:
-    """One running statement; `phase` 0 = CPU, 1 = wait, 2 = ended, 3 = waiting for a lock."""
+    """One running statement; `phase` 0 = CPU, 1 = wait, 2 = ended, 3 = waiting for a lock.
+    Its wait is an event of its own: the statement goes on SimPy's heap itself (`schedule`)."""
 
-    __slots__ = ("wait", "done", "arg", "phase", "dead", "conn", "cpu", "t0")
+    __slots__ = ("wait", "done", "arg", "phase", "dead", "conn", "cpu", "t0", "callbacks")
+    _ok = True  # as a heap item: what SimPy's loop checks
 
     def __init__(self, conn: Connection, cpu: float, wait: float, done: Callable[[object, str | None], None],
                  arg: object):
@@ -96,6 +98,7 @@ class Database:
         self.restarting = False      # a db_restart window: connects refused
         self.unreachable_until = 0.0  # a network_blip window: connects wait for the network
         self.series.connections.set(0.0, float(self.other))
+        self.wait_callbacks = (self._finish,)  # a statement's wait ends (`schedule`), made once
 
     def _on_busy(self, utilization: float) -> None:
         self.series.busy_cores.set(self.env._now, utilization)
@@ -222,7 +225,7 @@ class Database:
             self.cpu.add(stmt.cpu, stmt)
         elif stmt.wait > 0:
             stmt.phase = 1
-            Timer(self.env, stmt.wait, self._after_wait, stmt)
+            schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:
             self._finish(stmt, None)
 
@@ -245,13 +248,8 @@ class Database:
             return
         if stmt.wait > 0:
             stmt.phase = 1
-            Timer(self.env, stmt.wait, self._after_wait, stmt)
+            schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:
-            self._finish(stmt, None)
-
-    def _after_wait(self, timer: Timer) -> None:
-        stmt: Statement = timer.arg
-        if stmt.phase == 1:
             self._finish(stmt, None)
 
     def _on_timeout(self, timer: Timer) -> None:
@@ -267,7 +265,11 @@ class Database:
             self._count_lock_wait(stmt)
         self._finish(stmt, error)
 
-    def _finish(self, stmt: Statement, error: str | None) -> None:
+    def _finish(self, stmt: Statement, error: str | None = None) -> None:
+        """The statement ends (`error`: why it failed, None when done). Also its wait's callback:
+        a statement killed while it waited has ended already, and its wait's end does nothing."""
+        if stmt.phase == 2:
+            return
         stmt.phase = 2
         now = self.env._now
         conn = stmt.conn
@@ -275,5 +277,9 @@ class Database:
         conn.last_io = now
         self.series.active.add(now, -1.0)
         series = conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
-        series.stmt_hist[int(now * self.inv_bucket) * HIST_BINS + hist_bin(now - stmt.t0)] += 1
+        times = series.stmt_times  # (binned into series.stmt_hist when a later bucket begins)
+        b = int(now * self.inv_bucket)
+        if b != times.bucket:
+            times.start(b)
+        times.pending.append(now - stmt.t0)
         stmt.done(stmt.arg, error)

@@ -20,17 +20,17 @@ from heapq import heappush
 from typing import Any, Callable
 
 from simpy import Environment
-from simpy.events import URGENT, Event
+from simpy.events import URGENT
 
 
-class _Due(Event):
-    """The one pending event of a DeadlineQueue."""
+class _Due:
+    """The one pending event of a DeadlineQueue (on SimPy's heap as a `Timer` is: not a `simpy.Event`)."""
 
-    def __init__(self, env: Environment, fn: Callable[[Any], None]):
-        self.env = env
+    __slots__ = ("callbacks",)
+    _ok = True
+
+    def __init__(self, fn: Callable[[Any], None]):
         self.callbacks = [fn]
-        self._value = None
-        self._ok = True
 
 
 class DeadlineQueue:
@@ -63,9 +63,9 @@ class DeadlineQueue:
 
     def _push(self, when: float, eid: int) -> None:
         self.pending = eid
-        heappush(self.env._queue, (when, URGENT, eid, _Due(self.env, self._due)))
+        heappush(self.env._queue, (when, URGENT, eid, _Due(self._due)))
 
-    def _due(self, event: Event) -> None:
+    def _due(self, event: _Due) -> None:
         """The head's event (or a cancelled head's): fire the head if it is due, then push the next."""
         self.pending = None
         items = self.items

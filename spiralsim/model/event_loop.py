@@ -25,6 +25,8 @@ LAG_SAMPLE_S = 0.1
 class LoopTimer(Timer):
     """A callback the loop has queued behind its backlog: when it fires, it runs (it is not deferred again)."""
 
+    __slots__ = ()
+
 
 class EventLoop:
     """One pod's event loop: `later(cost)` books a task and says how long until it is done."""

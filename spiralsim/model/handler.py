@@ -136,10 +136,12 @@ class Handler:
         else:
             db.execute(conn, work[2 * i], work[2 * i + 1], self._result, att, blocker)
 
-    def _result(self, att: Attempt, error: str | None) -> None:
-        """The server answered: the pod's event loop handles the result when it gets to it."""
+    def _result(self, att: Attempt, error: str | None, handled: bool = False) -> None:
+        """The server answered (`error`: the statement's failure, or None): the pod's event loop handles
+        the result when it gets to it (`handled`: it has), then the connection is released or the
+        next statement sent."""
         pod = att.pod
-        if att.gen == pod.gen:
+        if not handled and att.gen == pod.gen:
             loop, cost = pod.loop, self.result_cpu
             delay = loop.later(cost) if cost > 0 or loop.free_at > self.env._now else 0.0  # (later(0) idle: 0)
             if self.query_timeout and att.timed_out == 0:
@@ -153,13 +155,6 @@ class Handler:
                     self.sessions.enter_iit(att.conn.server)
                 Timer(self.env, delay, self._result_handled, att)
                 return
-        self._statement_done(att, error)
-
-    def _result_handled(self, timer: Timer) -> None:
-        att = timer.arg
-        self._statement_done(att, att.error)
-
-    def _statement_done(self, att: Attempt, error: str | None) -> None:
         req = att.req
         ep = req.endpoint
         if error is None and req.errors and (req.errors >> att.stmt) & 1:
@@ -170,7 +165,7 @@ class Handler:
             error = "query_timeout"  # the app threw at the timer; the statement's end reaches a catch, or none
         pool = att.pool
         conn = att.conn
-        if att.gen != att.pod.gen:  # the pod crashed during the statement: the socket is gone
+        if att.gen != pod.gen:  # the pod crashed during the statement: the socket is gone
             att.conn = None
             pool.release(conn, True)
             return
@@ -196,10 +191,23 @@ class Handler:
             else:
                 self._statement(att)
             return
+        self._end_transaction(att, error)
+
+    def _result_handled(self, timer: Timer) -> None:
+        att = timer.arg
+        self._result(att, att.error, True)
+
+    def _end_transaction(self, att: Attempt, error: str | None) -> None:
+        """A transaction's last statement is done, or one failed: COMMIT, ROLLBACK (or a leak, or
+        an orphan), release, and the attempt's answer."""
+        req = att.req
+        pool = att.pool
+        conn = att.conn
+        srv = conn.server
         att.conn = None
         now = self.env._now
         b = int(now * self.inv_bucket)
-        if error is not None and ep.leak_on_error:
+        if error is not None and req.endpoint.leak_on_error:
             self._leak(pool, conn, error, b)
         else:
             if error is not None:

@@ -8,6 +8,8 @@ single numpy draw per event costs more than the event itself.
 from __future__ import annotations
 
 import hashlib
+from itertools import chain
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -21,32 +23,23 @@ def stream(seed: int, name: str) -> np.random.Generator:
 
 
 class Draws:
-    """Block-buffered draws of one kind from one stream (`uniform` or `exponential`)."""
+    """Block-buffered draws of one kind from one stream (`uniform`, `exponential` or `normal`).
 
-    __slots__ = ("_gen", "_kind", "_buf", "_i")
+    `draws.next()`: one draw, U(0,1), Exp(1) or N(0,1). It is the `__next__` of a chain over blocks
+    of `BLOCK` draws, each drawn when the one before is used up (as the stream's first is at the
+    first draw): the same numbers in the same order, and a draw is a call into C, not a Python
+    frame (three a request).
+    """
+
+    __slots__ = ("next",)
 
     def __init__(self, gen: np.random.Generator, kind: str):
         if kind not in ("uniform", "exponential", "normal"):
             raise ValueError(kind)
-        self._gen = gen
-        self._kind = kind
-        self._buf: list[float] = []
-        self._i = 0
+        block = {"uniform": gen.random, "exponential": gen.standard_exponential, "normal": gen.standard_normal}[kind]
 
-    def next(self) -> float:
-        """One draw: U(0,1), Exp(1) or N(0,1)."""
-        i = self._i
-        try:
-            x = self._buf[i]
-        except IndexError:  # the block is used up (a try costs nothing until it catches; len() is a call)
-            g = self._gen
-            if self._kind == "uniform":
-                self._buf = g.random(BLOCK).tolist()
-            elif self._kind == "exponential":
-                self._buf = g.standard_exponential(BLOCK).tolist()
-            else:
-                self._buf = g.standard_normal(BLOCK).tolist()
-            i = 0
-            x = self._buf[0]
-        self._i = i + 1
-        return x
+        def blocks() -> Iterator[list[float]]:
+            while True:
+                yield block(BLOCK).tolist()
+
+        self.next: Callable[[], float] = chain.from_iterable(blocks()).__next__

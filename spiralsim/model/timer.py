@@ -2,8 +2,9 @@
 
 A per-request SimPy *process* costs a generator, an Initialize event and a
 Process event per step; the request path instead chains plain callbacks on
-`Timer` events (SimPy's own mechanism, one event per scheduled action). This is
-what lets a request cost a handful of events instead of dozens.
+`Timer` events (one entry on SimPy's heap per scheduled action, popped by SimPy's
+loop as any event is). This is what lets a request cost a handful of events
+instead of dozens.
 """
 from __future__ import annotations
 
@@ -14,20 +15,23 @@ from simpy import Environment
 from simpy.events import NORMAL, URGENT, Event
 
 
-class Timer(Event):
-    """A Timeout that calls `fn(timer)` after `delay` seconds; `timer.arg` is `arg`."""
+class Timer:
+    """A callback: `fn(timer)` after `delay` seconds; `timer.arg` is `arg`.
+
+    It goes on SimPy's heap as any event does (same time, priority and sequence number as
+    `env.schedule` gives), but it is not a `simpy.Event`: it holds only what SimPy's loop reads of
+    an event it pops (`callbacks`, `_ok`), in slots, with `arg` a plain slot. An Event carries a
+    `__dict__` and an `env`, and `arg` was a property over its value: two timers per request.
+    Nothing yields a Timer from a process; a callback is all it is for.
+    """
+
+    __slots__ = ("callbacks", "arg")
+    _ok = True  # what SimPy's loop checks after the callbacks: a timer never fails
 
     def __init__(self, env: Environment, delay: float, fn: Callable[[Any], None], arg: Any = None):
-        self.env = env
         self.callbacks = [fn]
-        self._value = arg
-        self._ok = True
-        # env.schedule(self, NORMAL, delay), its one line inlined: two timers per request
-        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
-
-    @property
-    def arg(self) -> Any:
-        return self._value
+        self.arg = arg
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))  # env.schedule(self, NORMAL, delay)
 
 
 class Deadline(Timer):
@@ -38,12 +42,27 @@ class Deadline(Timer):
     to the timeout, whatever order the two were scheduled in.
     """
 
+    __slots__ = ()
+
     def __init__(self, env: Environment, delay: float, fn: Callable[[Any], None], arg: Any = None):
-        self.env = env
         self.callbacks = [fn]
-        self._value = arg
-        self._ok = True
+        self.arg = arg
         heappush(env._queue, (env._now + delay, URGENT, next(env._eid), self))  # env.schedule(self, URGENT, delay)
+
+
+def schedule(env: Environment, delay: float, callbacks: tuple[Callable[[Any], None]], item: Any) -> None:
+    """Put `item` itself on SimPy's heap: each of `callbacks` is called with it after `delay` seconds,
+    as a Timer's callback is called.
+
+    For what is already an object of its own and needs an event (a statement's wait) or comes back
+    again and again (a service's next arrival, its Timer used anew): no Timer to make (an allocation
+    and a constructor call, once a request each). `callbacks` is a tuple its caller makes once (SimPy's
+    loop only iterates over it, then empties the item's slot: no list a time). `item` has a
+    `callbacks` slot and `_ok` true, and is on the heap once at a time. The same time, priority and
+    sequence number as a Timer's, so every tie resolves as it did.
+    """
+    item.callbacks = callbacks
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), item))  # env.schedule(item, NORMAL, delay)
 
 
 def run_until(env: Environment, at: float) -> None:

@@ -15,7 +15,7 @@ from .client import Client
 from .endpoint import Endpoint
 from .request import Request
 from .rng import Draws
-from .timer import Timer
+from .timer import Timer, schedule
 
 
 def rate_segments(base: float, phases: list[PhaseConfig], duration: float) -> list[tuple[float, float, float, float]]:
@@ -44,22 +44,27 @@ class RateCurve:
 
     def __init__(self, segments: list[tuple[float, float, float, float]]):
         self.segments = segments
+        # Each segment with its slope (rate per second, per second), worked out once rather than at every arrival.
+        self.sloped = [(t0, t1, r0, r1, (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0) for t0, t1, r0, r1 in segments]
+        self.n = len(segments)
         self.index = 0
 
     def next_arrival(self, t: float, e: float) -> float:
         """The time at which the integrated rate from `t` reaches `e`; inf past the end."""
-        segs = self.segments
+        segs = self.sloped
         i = self.index
-        while i < len(segs):
-            t0, t1, r0, r1 = segs[i]
+        while i < self.n:
+            t0, t1, r0, r1, k = segs[i]
             if t < t1:
                 a = t if t > t0 else t0
-                k = (r1 - r0) / (t1 - t0)
                 ra = r0 + k * (a - t0)
                 area = 0.5 * (ra + r1) * (t1 - a)
                 if e <= area and (ra > 0 or k > 0):
-                    disc = ra * ra + 2.0 * k * e
-                    d = 2.0 * e / (ra + math.sqrt(disc if disc > 0 else 0.0))
+                    if k == 0.0:  # a constant rate: below, sqrt(ra * ra) is ra to the bit (binary floating
+                        d = e / ra  # point, correctly rounded), so 2e / (ra + ra) is e / ra exactly
+                    else:
+                        disc = ra * ra + 2.0 * k * e
+                        d = 2.0 * e / (ra + math.sqrt(disc if disc > 0 else 0.0))
                     self.index = i
                     return a + d
                 e -= area
@@ -96,6 +101,7 @@ class Traffic:
             acc += w / total
             self.cumulative.append(acc)
         self.client = client
+        self.arrive_callbacks = (self._arrive,)  # the next arrival's, made once (`schedule`)
 
     def start(self) -> None:
         """Schedule the first arrival."""
@@ -106,7 +112,8 @@ class Traffic:
         if t != math.inf:
             Timer(self.env, t - now, self._arrive)
 
-    def _arrive(self, _timer: Timer) -> None:
+    def _arrive(self, timer: Timer) -> None:
+        """An arrival; `timer`, popped from the heap, is scheduled again for the next one."""
         now = self.env._now
         eps = self.endpoints
         if len(eps) == 1:
@@ -126,4 +133,4 @@ class Traffic:
             self.client.request(Request(now, ep, work, errors))
         t = self.curve.next_arrival(now, self.gaps.next())  # `_schedule(now)`, inlined: once per request
         if t != math.inf:
-            Timer(self.env, t - now, self._arrive)
+            schedule(self.env, t - now, self.arrive_callbacks, timer)
