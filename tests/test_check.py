@@ -161,7 +161,7 @@ def test_the_sane_defaults_pass_every_rule():
     found = check(scenario(SANE))
     assert {f.status for f in found} == {"ok"}, [f.line for f in found if f.status != "ok"]
     assert {f.rule for f in found} == set(RULE_IDS) - {"pgbouncer_session_mode", "pgbouncer_max_client_conn",
-                                                       "replica_connections"}
+                                                       "replica_connections", "memory"}  # (no memory_mb)
     assert summary_line(found) == "0 of 10 rules fail"
 
 

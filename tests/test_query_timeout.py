@@ -152,3 +152,32 @@ def test_a_roles_idle_in_transaction_timeout_ends_its_orphans_only():
     world = run(scenario(SESSIONS, services={"api": api, "jobs": leaky}))
     assert cols(world)["sessions_killed"].sum() == 1 and cols(world, "jobs")["sessions_killed"].sum() == 0
     assert db(world)["idle_in_transaction_area"][4] == 2.0 and db(world)["idle_in_transaction_area"][6] == 1.0
+
+
+# ---------------------------------------------------------------- memory and swap
+
+
+def test_a_statement_that_starts_past_the_ram_runs_swap_slowdown_times_slower():
+    # RAM 200 MB: shared 128 + 4 warm backends x 10 MB + 20 MB per running statement. The request at
+    # 0.125 s runs alone (188 MB): 1 s. The one at 0.25 s makes it 208 MB: 10 x slower, 10 s.
+    memory = ("database.memory_mb=200", "database.backend_mb=10", "database.work_mem_mb=20")
+    svc = merge(SESSION_SERVICE, {"endpoints": {"e": {"statement_wait": "1s"}}, "pod": {"warm_connections": 4},
+                                  "traffic": {"phases": [{"start": "0.3s", "end": "10h", "rate": 0}]}})
+    world = run(scenario(SESSIONS, *memory, services={"api": svc}))
+    c = cols(world)
+    assert c["successes"].sum() == 2 and c["latency_sum"].sum() == pytest.approx(11.0)
+    swaps = [e for e in world.recorder.events if e.kind == "db_swap"]
+    assert len(swaps) == 1 and swaps[0].time == pytest.approx(0.25) and "208 MB" in swaps[0].detail
+    roomy = run(scenario(SESSIONS, *memory, "database.memory_mb=300", services={"api": svc}))
+    assert cols(roomy)["latency_sum"].sum() == pytest.approx(2.0)
+
+
+def test_check_does_the_articles_worst_case_memory_arithmetic():
+    from spiralsim.analysis.check import check
+
+    s = scenario(SESSIONS, "database.memory_mb=1024", "database.work_mem_mb=64", services={"api": SESSION_SERVICE})
+    (finding,) = [f for f in check(s) if f.rule == "memory"]
+    assert finding.status == "fail" and finding.figures["worst_case_mb"] == pytest.approx(128 + 100 * (1.7 + 64))
+    ok = scenario(SESSIONS, "database.memory_mb=16384", services={"api": SESSION_SERVICE})
+    assert [f.status for f in check(ok) if f.rule == "memory"] == ["ok"]
+    assert not [f for f in check(scenario(SESSIONS, services={"api": SESSION_SERVICE})) if f.rule == "memory"]

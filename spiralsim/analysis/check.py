@@ -211,6 +211,23 @@ def _leak_prone_endpoint(sc: Scenario, a: Arithmetic) -> list[Finding]:
     return out
 
 
+def _memory(sc: Scenario, a: Arithmetic) -> list[Finding]:
+    db = sc.database
+    if db.memory_mb <= 0:
+        return []  # memory is not modelled
+    worst = db.worst_case_memory_mb()
+    figures = {"memory_mb": db.memory_mb, "worst_case_mb": round(worst, 3)}
+    words = (f"shared_buffers {db.shared_buffers_mb:,.0f} MB + max_connections {db.max_connections} x (backend"
+             f" {db.backend_mb:g} MB + work_mem {db.work_mem_mb:g} MB x {db.work_mem_per_statement:g}) ="
+             f" {worst:,.0f} MB")
+    if worst > db.memory_mb:
+        return [Finding("memory", "", FAIL, f"{words}, above the server's {db.memory_mb:,.0f} MB of RAM: with every"
+                        f" slot busy it swaps, and each statement runs {db.swap_slowdown:g}x slower (the article:"
+                        f" work_mem x max_connections for the worst case; raising max_connections can quietly push"
+                        f" you to swap)", figures)]
+    return [Finding("memory", "", OK, f"{words}, within the server's {db.memory_mb:,.0f} MB of RAM", figures)]
+
+
 #: The rules, in the order `spiralsim check` and docs/reference.md §8 list them.
 RULES: tuple[Rule, ...] = (
     Rule("connections_share", "pool.max x max pods of every service, plus other connections, <= "
@@ -219,6 +236,8 @@ RULES: tuple[Rule, ...] = (
          _connections_usable),
     Rule("replica_connections", "with read replicas, for each: pool.max x max pods of every service that reads, plus "
          "other connections, <= db_connections_share (0.8) x max_connections", _replica_connections),
+    Rule("memory", "with database.memory_mb set: shared_buffers + max_connections x (backend + work_mem per"
+         " statement) <= the RAM", _memory),
     Rule("pgbouncer_session_mode", "behind PgBouncer in session mode: pods x pool.max <= default_pool_size",
          _pgbouncer_session_mode),
     Rule("pgbouncer_max_client_conn", "behind PgBouncer: pods x pool.max <= max_client_conn",

@@ -21,6 +21,7 @@ from ..scenario import DatabaseConfig
 from .connection import Connection
 from .cpu_share import CpuShare
 from .keepalive import Keepalive
+from .memory import ServerMemory
 from .postmaster import BackendStart, Postmaster
 from .sessions import ADMIN_TEXT, Sessions, Transaction
 from .timer import Deadline, Timer, schedule
@@ -78,6 +79,8 @@ class Database:
         self.reserved_from = config.max_connections - config.superuser_reserved_connections
         self.other = config.other_connections
         self.statement_timeout = config.statement_timeout
+        self.memory = ServerMemory(config) if config.memory_mb > 0 else None
+        self.swapped = False  # the db_swap event, once
         # a service whose role sets its own statement_timeout: that, for its sessions
         self.role_statement_timeout = {name: r.statement_timeout for name, r in (roles or {}).items()
                                        if r.statement_timeout is not None}
@@ -201,6 +204,11 @@ class Database:
         if conn.dead:  # a dropped connection is found on use
             done(arg, "connection_terminated")
             return
+        if self.memory is not None:
+            slower = self.memory.factor(self.held + self.other, self.series.active.value + 1)
+            if slower > 1.0:
+                cpu, wait = cpu * slower, wait * slower
+                self._swapping()
         stmt = Statement(conn, cpu, wait, done, arg)
         conn.stmt = stmt
         if conn.iit:
@@ -218,6 +226,17 @@ class Database:
             conn.series.lock_waits[int(now * self.inv_bucket)] += 1
         else:
             self._run(stmt)
+
+    def _swapping(self) -> None:
+        if not self.swapped:
+            self.swapped = True
+            m = self.memory
+            used = m.used(self.held + self.other, self.series.active.value + 1)
+            where = f"read replica {self.replica}" if self.replica else "the database"
+            self.recorder.event(self.env._now, "", "db_swap",
+                                f"{where} holds {used:,.0f} MB ({self.held + self.other} backends,"
+                                f" {self.series.active.value + 1:.0f} statements running) in {m.ram:,.0f} MB of RAM:"
+                                f" statements run {m.slowdown:g}x slower while it swaps")
 
     def _run(self, stmt: Statement) -> None:
         if stmt.cpu > 0:

@@ -34,8 +34,25 @@ class DatabaseConfig(_Table):
     tcp_keepalives_interval: Duration = _d("75s")
     tcp_keepalives_count: Annotated[Int, Field(ge=0)] = 9
     client_connection_check_interval: Duration = 0.0
+    # Memory (MB): off unless memory_mb is set. PostgreSQL's defaults: shared_buffers 128 MB, work_mem 4 MB;
+    # ~1.7 MB private per idle backend (facts.md §2); the swap slowdown is an estimate, not a measurement
+    memory_mb: Annotated[Float, Field(ge=0)] = 0.0
+    shared_buffers_mb: Annotated[Float, Field(ge=0)] = 128.0
+    backend_mb: Annotated[Float, Field(ge=0)] = 1.7
+    work_mem_mb: Annotated[Float, Field(ge=0)] = 4.0
+    work_mem_per_statement: Annotated[Float, Field(ge=0)] = 1.0  # sort and hash nodes, each up to work_mem
+    swap_slowdown: Annotated[Float, Field(ge=1)] = 10.0
 
     RULES = (rules.reserved_within_max,)
+
+    def memory_used_mb(self, backends: float, running: float) -> float:
+        """MB the server holds with `backends` backends and `running` statements (shared buffers besides)."""
+        return (self.shared_buffers_mb + backends * self.backend_mb
+                + running * self.work_mem_mb * self.work_mem_per_statement)
+
+    def worst_case_memory_mb(self) -> float:
+        """The article's rough rule for the worst case: every slot a backend running a statement."""
+        return self.memory_used_mb(self.max_connections, self.max_connections)
 
 
 class PgBouncerConfig(_Table):

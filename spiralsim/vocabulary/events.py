@@ -37,6 +37,8 @@ EVENT_KINDS: dict[str, EventKind] = {e.name: e for e in (
               label="first failure"),
     EventKind("first_refused_connect", "the database refuses its first connection (too many clients)",
               colour="darkred", label="first refused connect", database=True),
+    EventKind("db_swap", "the database's memory passes its RAM for the first time: statements slow down",
+              colour="darkred", label="database swaps", database=True),
     EventKind("first_leak", "the service's first leaked client", colour="tab:pink", label="first leak"),
     EventKind("first_orphan", "the service's first transaction released without COMMIT",
               colour="tab:pink", label="first orphan"),
