@@ -444,3 +444,12 @@ def test_the_readme_shows_what_check_prints_for_the_main_job():
     shown = [b for b in blocks if b.startswith("fail  ")]
     assert len(shown) == 1, "README.md: expected one ```text block of spiralsim check's output"
     assert shown[0].splitlines() == check_lines(check(load_scenario(SCENARIOS / "push_spike.toml")))
+
+
+def test_timeouts_in_order_counts_nodes_query_timeout_but_retries_still_hold_the_slot():
+    """query_timeout answers the caller; the server's statement (and the pool slot) goes on."""
+    sets = ("services.api.pool.query_timeout=2s", "services.api.client.timeout=30s",
+            "services.api.client.max_attempts=2")
+    found = {f.rule: f for f in check(load_scenario(SCENARIOS / "slow_query.toml", sets)) if f.service == "api"}
+    assert "query_timeout 2 s" in found["timeouts_in_order"].line and found["timeouts_in_order"].status == "ok"
+    assert found["retries_hold_slots"].status != "ok"  # no statement_timeout: a hung statement keeps its slot

@@ -25,11 +25,20 @@ from .finding import FAIL, OK, WARN, Finding, duration, figure, pods
 BUFFER_S = 0.5
 
 
-def _statements_s(sc: Scenario, svc: ServiceConfig) -> tuple[float, str, bool]:
+def _statements_s(sc: Scenario, svc: ServiceConfig, answer: bool = False) -> tuple[float, str, bool]:
     """The longest a request's statements hold its connection, over its endpoints, in words, and
-    whether a statement_timeout bounds it (else it is their expected time, and nothing bounds them)."""
+    whether a statement_timeout bounds it (else it is their expected time, and nothing bounds them).
+    `answer`: how long until the app has its answer instead: node-postgres's query_timeout, if shorter,
+    gives up on a statement the server goes on with (it frees no slot, so it does not bound the holding)."""
     st = svc.statement_timeout(sc.database)
+    q = svc.pool.query_timeout
     eps = [ep for ep in svc.endpoints.values() if ep.weight > 0]
+    if answer and q > 0 and (st <= 0 or q < st):
+        ep = max(eps, key=lambda e: e.statements * q + ((e.statements - 1) * e.think if e.kind == "transaction" else 0))
+        think = (ep.statements - 1) * ep.think if ep.kind == "transaction" else 0.0
+        words = f"query_timeout {duration(q)}" if ep.statements == 1 else \
+            f"{ep.statements} x query_timeout {duration(q)}" + (f" + think {duration(think)}" if think else "")
+        return ep.statements * q + think, words, st > 0
     if st <= 0:
         longest = max(hold_s(ep) for ep in eps)
         return longest, f"expected statements {duration(longest)}", False
@@ -40,9 +49,10 @@ def _statements_s(sc: Scenario, svc: ServiceConfig) -> tuple[float, str, bool]:
     return ep.statements * st + think, words, True
 
 
-def _server_side(sc: Scenario, svc: ServiceConfig) -> tuple[float, str, bool]:
+def _server_side(sc: Scenario, svc: ServiceConfig, answer: bool = False) -> tuple[float, str, bool]:
     """The longest an attempt can last in the service (acquire, PgBouncer's queue, statements), its
-    terms in words, and whether a statement_timeout bounds the statements."""
+    terms in words, and whether a statement_timeout bounds the statements (`answer`: until the app answers,
+    see `_statements_s`)."""
     acquire = svc.pool.acquire_timeout or math.inf
     terms = [f"acquire timeout {duration(acquire)}"]
     total = acquire
@@ -50,7 +60,7 @@ def _server_side(sc: Scenario, svc: ServiceConfig) -> tuple[float, str, bool]:
         wait = svc.pgbouncer.query_wait_timeout or math.inf
         terms.append(f"PgBouncer's query_wait_timeout {duration(wait)}")
         total += wait
-    statements, words, bounded = _statements_s(sc, svc)
+    statements, words, bounded = _statements_s(sc, svc, answer)
     return total + statements, " + ".join(terms + [words]), bounded
 
 
@@ -58,7 +68,7 @@ def timeouts_in_order(sc: Scenario, a: Arithmetic) -> list[Finding]:
     """Per service: acquire timeout (+ PgBouncer's wait) + statement time + BUFFER_S < upstream and client timeout."""
     out = []
     for name, svc in sc.services.items():
-        held, terms, _ = _server_side(sc, svc)
+        held, terms, _ = _server_side(sc, svc, answer=True)
         total = held + BUFFER_S
         limits = [(w, v) for w, v in (("upstream_timeout", svc.balancer.upstream_timeout),
                                       ("client timeout", svc.client.timeout)) if v > 0]
