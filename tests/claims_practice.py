@@ -347,7 +347,12 @@ CLAIMS = [
           " before. Node runs all of them on one thread (facts.md §1); the article's claim needs retries capped or"
           " backed off.", slow=True),
     Claim(50, "A 5 s acquire timeout \"wedges your Node event loop with waiting promises\"", status=PARTLY,
-          why="Waiting callers cost the model no event-loop CPU or memory yet; only their timers run on the loop."),
+          why="In the model a waiting caller costs the loop nothing until its timer fires, and then its timer"
+          " runs on the loop (late when the loop is busy). That is close to pg-pool: a waiter is a queue entry, a"
+          " promise and a timer; its timeout removes it with findIndex + splice, and in FIFO order the one that"
+          " times out is near the head (a public copy of pg-pool's code; facts.md does not quote it). The CPU"
+          " comes when the promises settle: each failure's error path (the Error, the handler's catch, the 500,"
+          " the log line) is not charged to the loop yet, nor the waiters' memory and its GC."),
     Claim(51, "Scale on CPU + request queue length, not on response latency",
           "push_spike `--set ...signal=\"cpu\" --set ...target=0.7` / `...signal=\"pool_waiting\" --set"
           " ...target=5`", _scale_on_cpu, DISAGREES,
