@@ -49,6 +49,8 @@ EXPECTED_FAILS: dict[str, set[str]] = {
     "shared_database": {"connections_share", "connections_usable"},
     "slow_query": {"timeouts_in_order", "retries_hold_slots"},
     "slow_query_creep": {"timeouts_in_order", "retries_hold_slots"},  # slow_query's timeouts, its plan creeping
+    # 100 backends grown to 50 MB on a 2 GB server, and api never rotates its connections
+    "backend_bloat": {"memory"},
     # a stuck job is not a setting: check has nothing to say of the shared pool
     "background_jobs": set(),
     # the article's settings on push_spike's pods: the arithmetic still fails, reports' callers give up

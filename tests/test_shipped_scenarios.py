@@ -127,6 +127,7 @@ OUTCOMES = {
     "retry_storm": "metastable", "shared_database": "recovered", "slow_query": "recovered",
     "pgbouncer": "recovered", "serverless": "stuck", "background_jobs": "recovered", "sane_defaults": "recovered",
     "read_replicas": "stable", "liveness_spiral": "recovered", "slow_query_creep": "recovered",
+    "backend_bloat": "stuck",
 }
 
 

@@ -217,15 +217,35 @@ def _memory(sc: Scenario, a: Arithmetic) -> list[Finding]:
         return []  # memory is not modelled
     worst = db.worst_case_memory_mb()
     figures = {"memory_mb": db.memory_mb, "worst_case_mb": round(worst, 3)}
-    words = (f"shared_buffers {db.shared_buffers_mb:,.0f} MB + max_connections {db.max_connections} x (backend"
-             f" {db.backend_mb:g} MB + work_mem {db.work_mem_mb:g} MB x {db.work_mem_per_statement:g}) ="
-             f" {worst:,.0f} MB")
-    if worst > db.memory_mb:
-        return [Finding("memory", "", FAIL, f"{words}, above the server's {db.memory_mb:,.0f} MB of RAM: with every"
-                        f" slot busy it swaps, and each statement runs {db.swap_slowdown:g}x slower (the article:"
-                        f" work_mem x max_connections for the worst case; raising max_connections can quietly push"
-                        f" you to swap)", figures)]
-    return [Finding("memory", "", OK, f"{words}, within the server's {db.memory_mb:,.0f} MB of RAM", figures)]
+    backend = f"backend {db.backend_mb:g} MB"
+    if db.backend_growth_mb > 0:
+        backend = f"backend grown to {db.largest_backend_mb():g} MB"
+        figures["backend_max_mb"] = db.largest_backend_mb()
+    words = (f"shared_buffers {db.shared_buffers_mb:,.0f} MB + max_connections {db.max_connections} x ({backend}"
+             f" + work_mem {db.work_mem_mb:g} MB x {db.work_mem_per_statement:g}) = {worst:,.0f} MB")
+    if worst <= db.memory_mb:
+        return [Finding("memory", "", OK, f"{words}, within the server's {db.memory_mb:,.0f} MB of RAM", figures)]
+    line = (f"{words}, above the server's {db.memory_mb:,.0f} MB of RAM: with every slot busy it swaps, and each"
+            f" statement runs {db.swap_slowdown:g}x slower (the article: work_mem x max_connections for the worst"
+            f" case; raising max_connections can quietly push you to swap)")
+    if db.backend_growth_mb > 0 and db.memory_used_mb(db.max_connections, db.max_connections) <= db.memory_mb:
+        return [_growth_finding(sc, line, figures)]
+    return [Finding("memory", "", FAIL, line, figures)]
+
+
+def _growth_finding(sc: Scenario, line: str, figures: dict) -> Finding:
+    """Only grown backends pass the RAM: rotation bounds the growth (a new connection is a new backend)."""
+    db = sc.database
+    unrotated = [name for name, svc in sc.services.items()
+                 if svc.pgbouncer is not None or (svc.pool.max_lifetime <= 0 and svc.pool.max_uses <= 0)]
+    figures["unrotated"] = unrotated
+    rotate = (f"backends grow {db.backend_growth_mb:g} MB per statement and only a new connection starts again at"
+              f" {db.backend_mb:g} MB: the article's pool.max_lifetime (3600 s) or max_uses bounds the growth")
+    if unrotated:
+        return Finding("memory", "", FAIL, f"{line}; {rotate}, and {', '.join(unrotated)} never rotate"
+                       f"{'s its' if len(unrotated) == 1 else ' their'} connections", figures)
+    return Finding("memory", "", WARN, f"{line}; {rotate}, which every service sets: how far a backend grows"
+                   f" before it is replaced depends on its statements per lifetime", figures)
 
 
 #: The rules, in the order `spiralsim check` and docs/reference.md §8 list them.
@@ -236,8 +256,9 @@ RULES: tuple[Rule, ...] = (
          _connections_usable),
     Rule("replica_connections", "with read replicas, for each: pool.max x max pods of every service that reads, plus "
          "other connections, <= db_connections_share (0.8) x max_connections", _replica_connections),
-    Rule("memory", "with database.memory_mb set: shared_buffers + max_connections x (backend + work_mem per"
-         " statement) <= the RAM", _memory),
+    Rule("memory", "with database.memory_mb set: shared_buffers + max_connections x (backend, grown to"
+         " backend_max_mb when backends grow, + work_mem per statement) <= the RAM (grown backends only: warns"
+         " when every pool rotates its connections)", _memory),
     Rule("pgbouncer_session_mode", "behind PgBouncer in session mode: pods x pool.max <= default_pool_size",
          _pgbouncer_session_mode),
     Rule("pgbouncer_max_client_conn", "behind PgBouncer: pods x pool.max <= max_client_conn",

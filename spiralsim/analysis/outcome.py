@@ -85,6 +85,11 @@ def _fault(rec: Recording, name: str) -> Optional[str]:
     if open_tx >= 0.5:
         return (f"{open_tx:.0f} transaction{'s' if open_tx >= 1.5 else ''} that nobody will end "
                 f"still hold{'' if open_tx >= 1.5 else 's'} {'their' if open_tx >= 1.5 else 'its'} locks")
+    swapping = [e.data for e in rec.events if e.kind == "db_memory_peak" and e.data["end_mb"] > e.data["ram_mb"]]
+    if swapping:  # what the backends grew stays until they end
+        m = swapping[0]
+        return (f"{m['server']} still holds {m['end_mb']:,.0f} MB in its {m['ram_mb']:,.0f} MB of RAM with no"
+                f" statement running: it swaps")
     if c["pods_crashloop_sample"][-1] >= 0.5:
         return f"`{name}`'s pods are still crash-looping"
     frozen, held = c["instances_frozen_sample"][-1], c["pool_frozen_sample"][-1]

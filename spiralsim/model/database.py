@@ -21,7 +21,7 @@ from ..scenario import DatabaseConfig
 from .connection import Connection
 from .cpu_share import CpuShare
 from .keepalive import Keepalive
-from .memory import ServerMemory
+from .memory import ServerMemory, mean_backend_mb
 from .postmaster import BackendStart, Postmaster
 from .sessions import ADMIN_TEXT, Sessions, Transaction
 from .timer import Deadline, Timer, schedule
@@ -100,6 +100,8 @@ class Database:
         self.first_refusal = True
         self.restarting = False      # a db_restart window: connects refused
         self.unreachable_until = 0.0  # a network_blip window: connects wait for the network
+        if self.memory is not None and self.memory.growth:  # a backend's end frees what it grew
+            self.sessions.on_end = self.memory.ended
         self.series.connections.set(0.0, float(self.other))
         self.wait_callbacks = (self._finish,)  # a statement's wait ends (`schedule`), made once
 
@@ -205,7 +207,10 @@ class Database:
             done(arg, "connection_terminated")
             return
         if self.memory is not None:
-            slower = self.memory.factor(self.held + self.other, self.series.active.value + 1)
+            m = self.memory
+            if m.growth:
+                m.grow(conn.id)
+            slower = m.factor(self.held + self.other, self.series.active.value + 1, self.env._now)
             if slower > 1.0:
                 cpu, wait = cpu * slower, wait * slower
                 self._swapping()
@@ -231,12 +236,36 @@ class Database:
         if not self.swapped:
             self.swapped = True
             m = self.memory
-            used = m.used(self.held + self.other, self.series.active.value + 1)
+            backends = self.held + self.other
+            used = m.used(backends, self.series.active.value + 1)
             where = f"read replica {self.replica}" if self.replica else "the database"
             self.recorder.event(self.env._now, "", "db_swap",
-                                f"{where} holds {used:,.0f} MB ({self.held + self.other} backends,"
+                                f"{where} holds {used:,.0f} MB ({backends} backends{self._grown_words(backends)},"
                                 f" {self.series.active.value + 1:.0f} statements running) in {m.ram:,.0f} MB of RAM:"
                                 f" statements run {m.slowdown:g}x slower while it swaps")
+
+    def _grown_words(self, backends: float, extra: float | None = None) -> str:
+        """", N MB each on average" when backends grow (nothing otherwise)."""
+        m = self.memory
+        if not m.growth:
+            return ""
+        each = mean_backend_mb(self.config.backend_mb, backends, m.extra if extra is None else extra)
+        return f" of {each:,.1f} MB each on average"
+
+    def report_memory(self) -> None:
+        """At the run's end, with memory modelled: the most the server held as a statement started, as a
+        `db_memory_peak` event at that time."""
+        m = self.memory
+        if m is None or m.peak < 0:
+            return
+        where = f"read replica {self.replica}" if self.replica else "the database"
+        fits = "above" if m.peak > m.ram else "within"
+        end_mb = m.used(self.held + self.other, 0)  # at the end, without work_mem: what less load would not free
+        self.recorder.event(m.peak_at, "", "db_memory_peak",
+                            f"{where} held at most {m.peak:,.0f} MB ({m.peak_backends:.0f} backends"
+                            f"{self._grown_words(m.peak_backends, m.peak_extra)}, {m.peak_running:.0f} statements"
+                            f" running), {fits} its {m.ram:,.0f} MB of RAM",
+                            {"server": where, "peak_mb": m.peak, "ram_mb": m.ram, "end_mb": end_mb})
 
     def _run(self, stmt: Statement) -> None:
         if stmt.cpu > 0:

@@ -70,6 +70,7 @@ class Sessions:
         self.live: dict[int, Connection] = {}  # by connection id, in connect order
         self.orphans: list[Transaction] = []     # open orphaned transactions, oldest first
         self.next_id = 0
+        self.on_end: Callable[[Connection], None] | None = None  # told when a session ends (its backend exits)
 
     # --- sessions ----------------------------------------------------------
     def opened(self, conn: Connection) -> None:
@@ -92,6 +93,8 @@ class Sessions:
             self._end(conn.tx, committed=False)
             conn.tx = None
         del self.live[conn.id]
+        if self.on_end is not None:
+            self.on_end(conn)
 
     # --- transactions ------------------------------------------------------
     def begin(self, conn: Connection, series: ServiceSeries) -> bool:

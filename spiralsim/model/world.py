@@ -77,6 +77,8 @@ class World:
             run_until(env, duration * k / PROGRESS_SLICES)  # env.run(until=...), its loop inlined
             if progress is not None:
                 progress(k / PROGRESS_SLICES)
+        for db in (self.database, *self.replicas):
+            db.report_memory()
         recording = self.recorder.finalize(duration)
         for name, svc in self.services.items():
             recording.services[name].open_requests = svc.client.open_requests

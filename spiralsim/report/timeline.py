@@ -62,6 +62,8 @@ def describe(run: RunView, group: list[Event]) -> str:
         return f"The database refused its first connection: {e.detail}."
     if e.kind == "db_swap":
         return f"The database began to swap: {e.detail}."
+    if e.kind == "db_memory_peak":
+        return f"The database's memory peaked: {e.detail}."
     if e.kind == "pool_error":
         return f"`{svc}`'s pool emitted 'error'{_times(n)}" + _colon(e.detail)
     if e.kind == "client_error":

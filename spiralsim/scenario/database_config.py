@@ -42,17 +42,27 @@ class DatabaseConfig(_Table):
     work_mem_mb: Annotated[Float, Field(ge=0)] = 4.0
     work_mem_per_statement: Annotated[Float, Field(ge=0)] = 1.0  # sort and hash nodes, each up to work_mem
     swap_slowdown: Annotated[Float, Field(ge=1)] = 10.0
+    # A long-lived backend's caches grow (model/memory.py): MB per statement it runs, up to backend_max_mb; a new
+    # connection is a new backend at backend_mb. Off (0) by default; the cap is an estimate (reference.md)
+    backend_growth_mb: Annotated[Float, Field(ge=0)] = 0.0
+    backend_max_mb: Annotated[Float, Field(ge=0)] = 50.0
 
-    RULES = (rules.reserved_within_max,)
+    RULES = (rules.reserved_within_max, rules.backend_grows_to_its_cap)
 
     def memory_used_mb(self, backends: float, running: float) -> float:
         """MB the server holds with `backends` backends and `running` statements (shared buffers besides)."""
         return (self.shared_buffers_mb + backends * self.backend_mb
                 + running * self.work_mem_mb * self.work_mem_per_statement)
 
+    def largest_backend_mb(self) -> float:
+        """MB of one backend's private memory at its largest: `backend_mb`, or `backend_max_mb` when it grows."""
+        return max(self.backend_mb, self.backend_max_mb) if self.backend_growth_mb > 0 else self.backend_mb
+
     def worst_case_memory_mb(self) -> float:
-        """The article's rough rule for the worst case: every slot a backend running a statement."""
-        return self.memory_used_mb(self.max_connections, self.max_connections)
+        """The article's rough rule for the worst case: every slot a backend running a statement (each
+        backend grown to its cap when backends grow)."""
+        grown = self.max_connections * (self.largest_backend_mb() - self.backend_mb)
+        return self.memory_used_mb(self.max_connections, self.max_connections) + grown
 
 
 class PgBouncerConfig(_Table):

@@ -35,6 +35,7 @@ __all__ = [
     "role_needs_a_client",
     "replicas_min_within_max",
     "reserved_within_max",
+    "backend_grows_to_its_cap",
     "serverless_scales_itself",
     "some_endpoint_weighted",
     "throttle_k_off_or_above_one",
@@ -58,6 +59,16 @@ def reserved_within_max(database: Any) -> Problems:
         return []
     return [_too_many("superuser_reserved_connections", database.superuser_reserved_connections,
                       database.max_connections, True, "max_connections", "max_connections")]
+
+
+def backend_grows_to_its_cap(database: Any) -> Problems:
+    """A growing backend starts at backend_mb and stops at backend_max_mb, so the cap cannot be below the start."""
+    if database.backend_growth_mb <= 0 or database.backend_max_mb >= database.backend_mb:
+        return []
+    return [(("backend_max_mb",), f"contradictory settings: must be >= backend_mb ({show(database.backend_mb)})"
+                                  f" when backend_growth_mb > 0, got {show(database.backend_max_mb)}; set"
+                                  f" {HERE}backend_max_mb to at least {show(database.backend_mb)} or lower"
+                                  f" backend_mb")]
 
 
 def pool_min_within_max(pool: Any) -> Problems:

@@ -39,6 +39,8 @@ EVENT_KINDS: dict[str, EventKind] = {e.name: e for e in (
               colour="darkred", label="first refused connect", database=True),
     EventKind("db_swap", "the database's memory passes its RAM for the first time: statements slow down",
               colour="darkred", label="database swaps", database=True),
+    EventKind("db_memory_peak", "the most the database's memory held as a statement started (with memory_mb"
+              " set), told at the run's end", colour=None, label="memory peak", database=True),
     EventKind("first_leak", "the service's first leaked client", colour="tab:pink", label="first leak"),
     EventKind("first_orphan", "the service's first transaction released without COMMIT",
               colour="tab:pink", label="first orphan"),
