@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", metavar="SCENARIO", help="scenario file (TOML)")
     run.add_argument("--out", metavar="DIR", type=Path, help="run folder (default runs/NAME-SEED/)")
     run.add_argument("--set", metavar="K=V", action="append", default=[], dest="overrides",
-                     help="override a scenario key, e.g. services.api.pool.max=5 (repeatable)")
+                     help="override a scenario key, e.g. services.api.pool.max=5; K=null removes it (repeatable)")
     run.add_argument("--seed", metavar="N", type=int, help="override the scenario's seed")
     run.add_argument("--max-requests", metavar="N", type=max_requests, default=MAX_REQUESTS,
                      help=f"refuse a scenario expecting more user requests than this (default {MAX_REQUESTS:g})")
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="the article's arithmetic on a scenario, before any run; exit 1 if a rule fails")
     chk.add_argument("scenario", metavar="SCENARIO", help="scenario file (TOML)")
     chk.add_argument("--set", metavar="K=V", action="append", default=[], dest="overrides",
-                     help="override a scenario key, e.g. services.api.pool.max=5 (repeatable)")
+                     help="override a scenario key, e.g. services.api.pool.max=5; K=null removes it (repeatable)")
     chk.add_argument("--json", action="store_true", help="print the findings as JSON, for scripts")
     add_compare_command(sub)
     add_sweep_command(sub)

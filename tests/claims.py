@@ -94,10 +94,11 @@ def n(x: float) -> str:
 
 def all_claims() -> list[Claim]:
     """Every claim of the table, in number order."""
+    from claims_lifecycle import CLAIMS as lifecycle
     from claims_opening import CLAIMS as opening
     from claims_practice import CLAIMS as practice
 
-    return sorted(opening + practice, key=lambda c: c.number)
+    return sorted(opening + practice + lifecycle, key=lambda c: c.number)
 
 
 def row(claim: Claim) -> tuple[str, bool | None]:

@@ -269,12 +269,6 @@ def _error_listener(run):
             f" {heard['crashes']} crashes", bare["crashes"] > 0 and heard["crashes"] == 0)
 
 
-def _graceful(run):
-    a = svc(run(PS))
-    return (f"the scale-down after the push: {a['failures']['pod_crashed']} requests lost to a terminating pod",
-            a["failures"]["pod_crashed"] == 0)
-
-
 def _sane_default(run):
     from test_stories import FIXED
 
@@ -346,13 +340,6 @@ CLAIMS = [
           " releases and the acquire timers wait for it, so latency stays high and the latency HPA scales as"
           " before. Node runs all of them on one thread (facts.md §1); the article's claim needs retries capped or"
           " backed off.", slow=True),
-    Claim(50, "A 5 s acquire timeout \"wedges your Node event loop with waiting promises\"", status=PARTLY,
-          why="In the model a waiting caller costs the loop nothing until its timer fires, and then its timer"
-          " runs on the loop (late when the loop is busy). That is close to pg-pool: a waiter is a queue entry, a"
-          " promise and a timer; its timeout removes it with findIndex + splice, and in FIFO order the one that"
-          " times out is near the head (a public copy of pg-pool's code; facts.md does not quote it). The CPU"
-          " comes when the promises settle: each failure's error path (the Error, the handler's catch, the 500,"
-          " the log line) is not charged to the loop yet, nor the waiters' memory and its GC."),
     Claim(51, "Scale on CPU + request queue length, not on response latency",
           "push_spike `--set ...signal=\"cpu\" --set ...target=0.7` / `...signal=\"pool_waiting\" --set"
           " ...target=5`", _scale_on_cpu, DISAGREES,
@@ -383,9 +370,6 @@ CLAIMS = [
     Claim(66, "ORMs' pool options are pass-throughs", status=NOT_SIMULATION),
     Claim(67, "Idle pool errors must not crash the process (pool.on('error'))",
           "db_restart; `--set services.api.pod.crash_on_pool_error=false`", _error_listener, slow=True),
-    Claim(68, "Graceful shutdown: pool.end() on SIGTERM", "push_spike", _graceful, PARTLY,
-          "A terminating pod drains and ends its pool; a pod that exits without it (sessions left on the server)"
-          " is not in the model yet."),
     Claim(69, "About 30 lines of sane defaults \"prevent most of the pool incidents in this article\"",
           "sane_defaults; each story with the same settings", _sane_default, DISAGREES,
           "Measured, they fix 2 of the 7 stories (sane_defaults.toml says why for each): they leave out the"

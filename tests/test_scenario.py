@@ -403,6 +403,25 @@ def test_apply_overrides_does_not_mutate_its_input():
     assert out == {"duration": "1m", "database": {"cores": 8}, "seed": 3}
 
 
+def test_null_removes_a_key_so_its_default_applies():
+    data = {"duration": "1m", "database": {"cores": 2}, "incidents": [{"kind": "db_restart"}, {"kind": "x"}]}
+    out = apply_overrides(data, ["database.cores=null", "incidents.0=null", 'seed="null"'])
+    assert out == {"duration": "1m", "database": {}, "incidents": [{"kind": "x"}], "seed": "null"}  # quoted: a string
+    hpa = "[services.api.autoscaler]\nmax_replicas = 4\nsignal = \"cpu\"\ntarget = 0.7\n"
+    several = scenario_from_toml(MINIMAL + hpa, [
+        "services.api.autoscaler.signal=null", "services.api.autoscaler.target=null",
+        'services.api.autoscaler.metrics=[{signal="cpu", target=0.7}, {signal="error_rate", target=0.05}]'])
+    assert [m.signal for m in several.services["api"].autoscaler.metrics] == ["cpu", "error_rate"]
+
+
+def test_null_on_a_key_that_is_not_there_is_one_clear_error():
+    assert one_error(MINIMAL, overrides=["services.api.pool.max=null"]) == (
+        "--set services.api.pool.max: nothing to remove: services.api.pool is not set in the scenario (its default"
+        " applies already)")
+    assert one_error(MINIMAL, overrides=["incidents.3=null"]) == (
+        "--set incidents.3: nothing to remove: incidents is not set in the scenario (its default applies already)")
+
+
 def test_invalid_override_value_gets_the_same_validation():
     assert one_error(MINIMAL, overrides=["services.api.pool.max=-3"]) == "services.api.pool.max: must be >= 1, got -3"
     assert one_error(MINIMAL, overrides=["services.api.client.timeout=5 sec"]) == (

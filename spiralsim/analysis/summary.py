@@ -131,6 +131,7 @@ def _service_summary(scenario: Scenario, rec: Recording, name: str, series: dict
         "pods_max": _count(pods_max),
         "crashes": int(s.crashes),
         "liveness_restarts": sum(1 for e in rec.events if e.kind == "liveness_restart" and e.service == name),
+        "oom_kills": sum(1 for e in rec.events if e.kind == "oom_killed" and e.service == name),
         "peak_db_connections": _count(np.max(c["db_connections_peak"], initial=0.0)),
         **_trouble(c),
     }

@@ -178,7 +178,7 @@ class Autoscaler:
         for pod in live:
             if pod.state == STARTING and now < pod.container_at:
                 out.append((UNREADY, 0.0))
-            elif not pod.is_ready:
+            elif not pod.is_ready or pod.lost:
                 out.append((MISSING, 0.0))
             elif signal.reads == "pool_utilization":
                 out.append((COUNTED, self._pool_utilization(now, pod)))
@@ -207,7 +207,7 @@ class Autoscaler:
             if pod.state == STARTING and now < pod.container_at:
                 out.append((UNREADY, 0.0))
                 continue
-            if pod.state == CRASHLOOP:
+            if pod.state == CRASHLOOP or pod.lost:  # (a lost node's pods are not scraped)
                 out.append((MISSING, 0.0))
                 continue
             running.add(pod)

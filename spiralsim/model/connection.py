@@ -20,7 +20,8 @@ CONNECTING, IDLE, BUSY, CLOSED = 0, 1, 2, 3
 class Connector(Protocol):
     """What a pool connects to (the `Database`, or a `PgBouncer` in front of it): a connect
     claims a slot (or is refused), takes `connect_delay()`, then is `opened` or its refusal
-    noted; a closed connection is `closed_by_client`, a connect given up `free_slot`."""
+    noted; a closed connection is `closed_by_client`, one whose client host vanished without a
+    word `lost_by_client`, a connect given up `free_slot`."""
 
     recorder: Recorder
 
@@ -35,6 +36,8 @@ class Connector(Protocol):
     def opened(self, conn: "Connection") -> None: ...
 
     def closed_by_client(self, conn: "Connection") -> None: ...
+
+    def lost_by_client(self, conn: "Connection") -> None: ...
 
 
 class Connection:

@@ -169,6 +169,10 @@ class Database:
         """The client closed the socket: the backend rolls back and frees its slot."""
         self.sessions.closed_by_client(conn)
 
+    def lost_by_client(self, conn: Connection) -> None:
+        """The client's node is gone, no FIN sent: the session stays until the server notices (`keepalive.py`)."""
+        self.sessions.lost_by_client(conn)
+
     def note_refusal(self, service: str, refusal: tuple[str, str]) -> None:
         """Count a refused connect; the first one is an event."""
         now = self.env._now

@@ -128,6 +128,11 @@ class PgBouncer:
         self.logged_in[client.id] = client
         self.cl_active.add(self.env.now, 1.0)
 
+    def lost_by_client(self, client: Connection) -> None:
+        """A client's node is gone. PgBouncer notices a dead client by its own keepalive (the OS's); the
+        model frees it as if closed: a simplification (PgBouncer's own sessions to the server stay sound)."""
+        self.closed_by_client(client)
+
     def closed_by_client(self, client: Connection) -> None:
         """The pool closed a client: it leaves the queue, or gives its server back (closing it when
         inside a transaction)."""

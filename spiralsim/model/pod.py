@@ -65,10 +65,14 @@ class Pod:
         self.ready = wiring.ready
         self.cpu_per_request = config.cpu_per_request
         self.max_inflight = config.max_inflight
+        # requests in flight past which the container's memory passes its limit (0: no limit)
+        self.oom_inflight = int((config.memory_limit_mb - config.memory_base_mb) * 1024 / config.request_memory_kb) \
+            if config.memory_limit_mb > 0 and config.request_memory_kb > 0 else 0
         self.probes = tuple(Probe(env, self, cfg, live) for cfg, live in ((config.liveness, True),
                                                                            (config.readiness, False))
                             if cfg is not None)
         self.unready = False  # a failed readiness probe took it out of the balancer
+        self.lost = False  # its node is gone (`node_loss.py`): it serves no metrics
         self.limit = AimdLimit(config, self.series.concurrency_limit, self.series.limited_pods
                                ) if config.adaptive_concurrency else None
         self.inv_bucket = wiring.recorder.inv_bucket
@@ -211,8 +215,8 @@ class Pod:
         """Scale-down: out of the balancer now; gone once its attempts have finished."""
         if self.state == READY:
             self._leave_balancer()
-        if self.state in (STARTING, WARMING, CRASHLOOP):
-            self.gen += 1
+        if self.state in (STARTING, WARMING, CRASHLOOP) or not self.config.graceful_shutdown:
+            self.gen += 1  # (no SIGTERM handler: Node exits at once, its requests fail, its sockets close)
             self._fail_inflight()
             self._gone()
             return
@@ -273,6 +277,12 @@ class Pod:
         self._state(CRASHLOOP)
         self.recorder.event(now, self.wiring.service, kind, f"{self.name} crashed: {reason}; restart in {delay:g} s")
         Timer(self.env, delay, self._restart, self.gen)
+
+    def evict(self) -> None:
+        """Deleted by the control plane (its node is lost): out of the balancer, gone."""
+        if self.state == READY:
+            self._leave_balancer()
+        self._gone()
 
     def _restart(self, timer: Timer) -> None:
         if timer.arg != self.gen or self.state != CRASHLOOP:
@@ -349,6 +359,11 @@ class Pod:
         self.series.inflight.add(now, 1.0)
         att.pod = self
         att.gen = self.gen
+        if self.oom_inflight and self.inflight > self.oom_inflight:
+            c = self.config
+            self.crash(f"OOMKilled: {self.inflight:,} requests in flight at {c.request_memory_kb:g} KB each and"
+                       f" {c.memory_base_mb:g} MB at rest pass its {c.memory_limit_mb:g} MB limit", "oom_killed")
+            return
         loop, cost = self.loop, self.cpu_per_request
         delay = loop.later(cost) if cost > 0 or loop.free_at > now else 0.0  # (later(0) on an idle loop: 0)
         if delay > 0:

@@ -327,21 +327,27 @@ class Pool:
         elif conn.state == BUSY:
             conn.expired = True
 
-    def destroy(self) -> None:
+    def destroy(self, lost: bool = False) -> None:
         """The process ended: its sockets close. Idle, leaked and between-statements
         connections now; one in a statement when the statement ends (the backend
-        notices then); connecting ones when they connect. Queued callers are forgotten."""
+        notices then); connecting ones when they connect. Queued callers are forgotten.
+        `lost`: no socket closes (`vanish`): every session is left to the server."""
         self.destroyed = True
         for conn in list(self.conns.values()):
             server = conn.server  # (behind PgBouncer the statement runs on the linked server)
-            if server is None or server.stmt is None:
-                self._close(conn)
+            if lost or server is None or server.stmt is None:
+                self._close(conn, lost)
         for w in self.queue:
             w.state = GONE
         self.queue.clear()
         self.gone_in_queue = 0
         if self.waiting:
             self._waiting(-self.waiting)
+
+    def vanish(self) -> None:
+        """The node under the process is gone: no socket closes, so the server keeps each session until it
+        notices (`Connector.lost_by_client`); a connect under way is given up. Queued callers are forgotten."""
+        self.destroy(lost=True)
 
     def server_terminated(self, conn: Connection, text: str) -> None:
         """The server ended this connection's session. Idle: pg-pool removes it and emits
@@ -362,7 +368,7 @@ class Pool:
             if self.on_client_error is not None:
                 self.on_client_error(conn, text)
 
-    def _close(self, conn: Connection) -> None:
+    def _close(self, conn: Connection, lost: bool = False) -> None:
         now = self.env._now
         if conn.state == CLOSED:
             return
@@ -376,8 +382,11 @@ class Pool:
             self.series.pool_dead.add(now, -1.0)
         if conn.leaked:
             self.series.pool_leaked.add(now, -1.0)
-        if conn.id:
-            self.connector.closed_by_client(conn)
-        else:
+        if not conn.id:
             self.connector.free_slot(self.series)
+        elif lost:
+            self.connector.lost_by_client(conn)
+            return
+        else:
+            self.connector.closed_by_client(conn)
         self.series.closes[int(now * self.inv_bucket)] += 1

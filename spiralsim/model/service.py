@@ -16,6 +16,7 @@ from .database import Database
 from .endpoint import Endpoint
 from .event_loop import LagSampler
 from .handler import Handler
+from .node_loss import NodeLoss
 from .pgbouncer import PgBouncer
 from .pod import GONE, READY, TERMINATING, Pod
 from .pod_wiring import PodWiring
@@ -128,6 +129,12 @@ class Service:
             order = sorted(live, key=lambda p: (p.state == READY, -p.index))
             for pod in order[: len(live) - n]:
                 pod.terminate()
+
+    def lose_node(self, count: int, evicted_at: float) -> None:
+        """node_lost: the node under `count` of the pods (the oldest not yet gone) vanishes; at `evicted_at`
+        they are deleted and the deployment creates replacements."""
+        for pod in [p for p in self.live_pods() if not p.lost][:count]:
+            NodeLoss(self.env, pod, evicted_at, lambda: self.set_replicas(self.desired))
 
     def _on_schedule(self, timer: Timer) -> None:
         n = timer.arg

@@ -229,6 +229,16 @@ class Sessions:
         for done, arg in told:
             done(arg, "connection_terminated")
 
+    def lost_by_client(self, conn: Connection) -> None:
+        """The client's node vanished: nobody listens for this session any more, and the server keeps it,
+        and a statement it runs, until it notices (`keepalive.py`)."""
+        if conn.dead or conn.id not in self.live:
+            return
+        stmt = self._lose(conn, self.env.now).stmt
+        if stmt is not None:
+            stmt.done = self._lost_statement_done
+            stmt.arg = stmt.conn
+
     def _lose(self, conn: Connection, now: float) -> LostSession:
         """Move the session of `conn` (now dead for the app) to a LostSession the server keeps."""
         lost = LostSession(conn.series, nobody_listens)

@@ -42,13 +42,16 @@ class World:
         }
         self._log_triggers()
         for inc in self.incidents:
-            if inc.kind in ("db_restart", "network_blip") and inc.start < scenario.duration:
+            if inc.kind in ("db_restart", "network_blip", "node_lost") and inc.start < scenario.duration:
                 Timer(self.env, inc.start, self._incident, inc)
 
     def _incident(self, timer: Timer) -> None:
         inc = timer.arg
         if inc.kind == "db_restart":
             self.database.restart(inc.end)
+        elif inc.kind == "node_lost":
+            for name in inc.services or self.services:
+                self.services[name].lose_node(inc.pods, inc.end)
         else:
             self.database.network_drop(inc.end)
 

@@ -50,9 +50,10 @@ def _service_lines(name: str, s: dict[str, Any], clock: Any) -> list[str]:
         out.append("  defences: " + "; ".join(x for x in (f"attempts refused at once: {refused}" if refused else "",
                                                           denied) if x))
     if s["crashes"] or s["pods_max"] > 1:
-        kills = s.get("liveness_restarts", 0)
+        kills = [f"{count(n)} {what}" for n, what in ((s.get("liveness_restarts", 0), "killed by the liveness probe"),
+                                                    (s.get("oom_kills", 0), "OOMKilled")) if n]
         out.append(f"  pods: up to {s['pods_max']}, {count(s['crashes'])} crashes"
-                   + (f" ({count(kills)} of them killed by the liveness probe)" if kills else ""))
+                   + (f" ({' and '.join(kills)})" if kills else ""))
     return out + trouble_lines(s)
 
 

@@ -69,11 +69,30 @@ def _set_path(root: dict, segs: list[str], value: Any) -> None:
             raise ValueError(f"{here} is {show(cur)}, not a table")
 
 
+def _unset_path(root: dict, segs: list[str]) -> None:
+    """Remove root[segs...] (`PATH=null`): its default applies again; an entry of a list goes."""
+    cur: Any = root
+    for depth, seg in enumerate(segs):
+        here = ".".join(segs[: depth + 1])
+        key: Any = int(seg) if isinstance(cur, list) and seg.isdigit() else seg
+        present = (0 <= key < len(cur)) if isinstance(cur, list) and isinstance(key, int) \
+            else isinstance(cur, dict) and key in cur
+        if not present:
+            raise ValueError(f"nothing to remove: {here} is not set in the scenario (its default applies already)")
+        if depth == len(segs) - 1:
+            del cur[key]
+            return
+        cur = cur[key]
+        if not isinstance(cur, (dict, list)):
+            raise ValueError(f"{here} is {show(cur)}, not a table")
+
+
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     """A copy of raw scenario data with `PATH=VALUE` overrides applied.
 
     PATH is dotted (`services.api.pool.max`, `incidents.0.factor`); VALUE is a
-    TOML value if it parses as one (`5`, `true`, `"1s"`), else a bare string.
+    TOML value if it parses as one (`5`, `true`, `"1s"`), else a bare string;
+    `null` (TOML has none; as in Helm) removes the key, so its default applies.
     Raises ScenarioError listing every malformed override.
     """
     result = copy.deepcopy(data)
@@ -86,7 +105,10 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
             errors.append(f"--set {item!r}: expected PATH=VALUE, e.g. services.api.pool.max=5")
             continue
         try:
-            _set_path(result, [s.strip() for s in segs], _parse_value(raw))
+            if raw.strip() == "null":
+                _unset_path(result, [s.strip() for s in segs])
+            else:
+                _set_path(result, [s.strip() for s in segs], _parse_value(raw))
         except ValueError as exc:
             errors.append(f"--set {path}: {exc}")
     if errors:

@@ -203,11 +203,12 @@ class ServiceConfig(_Table):
 class IncidentConfig(_Table):
     """A trigger: changes parameters during [start, end)."""
 
-    kind: Literal["slow_queries", "db_restart", "network_blip"]
+    kind: Literal["slow_queries", "db_restart", "network_blip", "node_lost"]
     start: Duration
     end: Duration
     factor: Annotated[Float, Field(gt=0)] | None = None
     ramp: Bool = False  # slow_queries: the factor grows linearly from 1 at `start` to `factor` at `end`
+    pods: Annotated[Int, Field(ge=1)] | None = None  # node_lost: each service's pods the node ran (1)
     services: Annotated[list[Str], Field(min_length=1)] | None = None
     endpoints: Annotated[list[Str], Field(min_length=1)] | None = None
 
@@ -290,7 +291,7 @@ class Scenario(_Table):
     analysis: AnalysisConfig = AnalysisConfig()
     # for `spiralsim compare` only: the simulation never reads them
     variants: Annotated[list[VariantConfig], AfterValidator(_distinct_variants)] = []
-    RULES = (rules.reads_on_replicas,)  # (across tables: an endpoint's reads, the database's replicas)
+    RULES = (rules.reads_on_replicas, rules.nodes_under_pods)  # (across tables)
 
     @property
     def service_names(self) -> tuple[str, ...]:

@@ -60,11 +60,22 @@ class PodConfig(_Table):
     aimd_backoff_ratio: Annotated[Float, Field(ge=0.5, lt=1)] = 0.9
     aimd_timeout: PositiveDuration = _d("5s")
     schedule: list[ScheduleStepConfig] = []
+    # The container's memory: the process at rest, and what each request it holds in flight keeps alive (the
+    # HTTP request and response, the socket, the handler's closure and promise, a pool waiter and its timer).
+    # Past `memory_limit_mb` (resources.limits.memory; 0: none, as in a bare Deployment) the kernel kills it
+    # (OOMKilled). Estimates: a small Express app at rest; ~16 KB a connection (120k idle Express connections
+    # filled 2 GB, a published test)
+    memory_limit_mb: Annotated[Float, Field(ge=0)] = 0.0
+    memory_base_mb: Annotated[Float, Field(ge=0)] = 64.0
+    request_memory_kb: Annotated[Float, Field(ge=0)] = 16.0
+    # On SIGTERM (a scale-down): the article's handler ends the pool once the requests in flight are answered
+    # (`pool.end()`); false: Node's default, the process exits at once (its requests fail, its sockets close)
+    graceful_shutdown: Bool = True
     # the kubelet's probes, answered by the event loop: off unless set, as in a bare Deployment
     liveness: ProbeConfig | None = None
     readiness: ProbeConfig | None = None
 
-    RULES = (rules.release_needs_listener, rules.aimd_bounds)
+    RULES = (rules.release_needs_listener, rules.aimd_bounds, rules.memory_limit_above_base)
 
 
 def _target_by_signal(data: Any) -> Any:

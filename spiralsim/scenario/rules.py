@@ -20,8 +20,10 @@ __all__ = [
     "check_file_name",
     "file_name_problem",
     "aimd_bounds",
+    "memory_limit_above_base",
     "incident_factor",
     "incident_forwards",
+    "nodes_under_pods",
     "metrics_distinct",
     "one_metric_or_several",
     "phase_forwards",
@@ -147,6 +149,15 @@ def aimd_bounds(pod: Any) -> Problems:
                                 f" aimd_min or aimd_max")]
 
 
+def memory_limit_above_base(pod: Any) -> Problems:
+    """A memory limit leaves room for the process at rest."""
+    if pod.memory_limit_mb == 0 or pod.memory_limit_mb > pod.memory_base_mb:
+        return []
+    return [(("memory_limit_mb",), f"contradictory settings: {pod.memory_limit_mb:g} MB is no more than the"
+                                   f" process at rest (memory_base_mb = {pod.memory_base_mb:g}): it could never"
+                                   f" start; raise {HERE}memory_limit_mb or lower {HERE}memory_base_mb")]
+
+
 def serverless_scales_itself(service: Any) -> Problems:
     """A serverless platform starts an instance per concurrent request: no HPA, no replica schedule."""
     if service.serverless is None:
@@ -235,6 +246,21 @@ def reads_on_replicas(scenario: Any) -> Problems:
     return out
 
 
+def nodes_under_pods(scenario: Any) -> Problems:
+    """node_lost takes pods from a deployment; a serverless platform's instances are not on nodes of ours."""
+    out: Problems = []
+    for i, incident in enumerate(scenario.incidents):
+        if incident.kind != "node_lost":
+            continue
+        for name in incident.services or scenario.services:
+            service = scenario.services.get(name)
+            if service is not None and service.serverless is not None:
+                out.append((("incidents", i, "kind"), f"not supported: node_lost takes pods from a deployment and"
+                                                      f" {name} is serverless; list other services in"
+                                                      f" {format_path(('incidents', i, 'services'))}"))
+    return out
+
+
 def _forwards(what: str, window: Any) -> Problems:
     """A window [start, end) must end after it starts."""
     start, end = window.start, window.end
@@ -271,7 +297,7 @@ def phases_apart(traffic: Any) -> Problems:
 
 
 def incident_factor(incident: Any) -> Problems:
-    """slow_queries multiplies statement time by `factor`; the other kinds take none."""
+    """slow_queries multiplies statement time by `factor`; the other kinds take none; only node_lost takes `pods`."""
     if incident.kind == "slow_queries" and incident.factor is None:
         return [(("factor",), "required key is missing (slow_queries multiplies statement time);"
                               f" set {HERE}factor, e.g. 10")]
@@ -281,6 +307,9 @@ def incident_factor(incident: Any) -> Problems:
     if incident.kind != "slow_queries" and incident.ramp:
         return [(("ramp",), f"contradictory settings: only slow_queries ramps its factor, not {incident.kind};"
                             f" remove {HERE}ramp")]
+    if incident.kind != "node_lost" and incident.pods is not None:
+        return [(("pods",), f"contradictory settings: only node_lost loses pods, not {incident.kind};"
+                            f" remove {HERE}pods")]
     return []
 
 

@@ -19,6 +19,7 @@ class Incident:
     services: tuple[str, ...] = ()
     endpoints: tuple[str, ...] = ()
     ramp: bool = False  # the factor grows from 1 at start to `factor` at end
+    pods: int = 1  # node_lost: the pods of each service the lost node ran
 
     def factor_at(self, t: float) -> float:
         """The slow_queries factor at `t` inside the window (1 outside it)."""
@@ -33,14 +34,17 @@ class Incident:
         factor = (f" x1 -> x{self.factor:g} (ramps)" if self.ramp else f" x{self.factor:g}") \
             if self.factor is not None else ""
         where = f" on {','.join(self.endpoints)}" if self.endpoints else ""
-        return self.kind + factor + where
+        return self.kind + factor + where + (f" ({self._pods()})" if self.kind == "node_lost" else "")
+
+    def _pods(self) -> str:
+        return f"{self.pods} pod{'s' if self.pods > 1 else ''} of each service"
 
     def summary_detail(self) -> str:
         """summary.json's trigger detail (the kind is a field of its own): `x50 on a, b`, `x1 -> x20 (ramp)`."""
         factor = (f"x1 -> x{self.factor:g} (ramp)" if self.ramp else f"x{self.factor:g}") \
             if self.factor is not None else ""
         where = f" on {', '.join(self.endpoints)}" if self.endpoints else ""
-        return (factor + where).strip()
+        return (factor + where + (self._pods() if self.kind == "node_lost" else "")).strip()
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class Phase:
 def incidents(scenario: Scenario) -> list[Incident]:
     """The incidents in file order."""
     return [Incident(i.kind, float(i.start), float(i.end), i.factor, tuple(i.services or ()),
-                     tuple(i.endpoints or ()), i.ramp) for i in scenario.incidents]
+                     tuple(i.endpoints or ()), i.ramp, i.pods or 1) for i in scenario.incidents]
 
 
 def phases(scenario: Scenario) -> list[Phase]:
