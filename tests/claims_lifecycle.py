@@ -1,10 +1,33 @@
-"""Claims about a pod's memory and its end: waiting promises under a long acquire timeout (50) and a
-graceful shutdown (68)."""
+"""Claims about how long things live: connections that never retire (14), a pod's memory under a long
+acquire timeout (50), and a pod's end (68)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from claims import PARTLY, Claim, between, clock, n, svc
+from claims import PARTLY, Claim, between, clock, first, n, svc
 from claims_opening import PS
+
+ROTATE = "services.api.pool.max_lifetime=120s"
+LEAKY_ROLE = ("services.api.endpoints.open_notification.set_role=true",
+              "services.api.endpoints.open_notification.role_leak_rate=0.01")
+
+
+def _rotation(run):
+    kept, rotated = run("backend_bloat"), run("backend_bloat", ROTATE)
+    peak = [next(e.detail for e in r.events if e.kind == "db_memory_peak").split("held at most ")[1].split(" (")[0]
+            for r in (kept, rotated)]
+    swap = first(kept, "db_swap")
+    roles = [svc(run(PS, *LEAKY_ROLE, *extra))["foreign_role"]
+             for extra in ((), ("services.api.pool.max_lifetime=60s",))]
+    return (f"backend_bloat, backends that grow with every statement: no rotation: swaps at {clock(swap)}, peak"
+            f" {peak[0]}, {n(svc(kept)['failures_total'])} failed, {kept.summary['outcome']}; max_lifetime = 120 s:"
+            f" peak {peak[1]}, {n(svc(rotated)['failures_total'])} failed, {rotated.summary['outcome']}. A SET ROLE"
+            f" left on 1 % of push_spike's checkouts: {n(roles[0])} requests under another tenant's role, {n(roles[1])}"
+            f" with max_lifetime = 60 s",
+            not math.isnan(swap) and math.isnan(first(rotated, "db_swap"))
+            and svc(rotated)["failures_total"] == 0 and roles[1] <= roles[0])
+
 
 NO_RETRIES = "services.api.client.max_attempts=1"
 SMALL_POD = "services.api.pod.memory_limit_mb=128"
@@ -42,6 +65,15 @@ def _graceful(run):
 
 
 CLAIMS = [
+    Claim(14, "`maxLifetimeSeconds` rotation: the junk of long-lived connections (stray session settings,"
+              " temp tables, backend bloat) never gets bad enough to notice",
+          f"backend_bloat (± `--set {ROTATE}`); push_spike `--set ...open_notification.set_role=true --set"
+          " ...role_leak_rate=0.01` (± `pool.max_lifetime=60s`)", _rotation, why=(
+              "The bloat is modelled as a backend's caches growing with the statements it runs (catalog and"
+              " relation caches, temp tables), freed only when the backend exits; backend_bloat grows them about 30"
+              " times faster than a real backend (hours to days), so its 120 s of max_lifetime stand for the"
+              " article's hour. A stray SET ROLE barely matters on push_spike: the next request that sets its own"
+              " role resets it, and idle_timeout closes connections often."), slow=True),
     Claim(50, "A 5 s acquire timeout \"wedges your Node event loop with waiting promises\"",
           f"push_spike `--set {NO_RETRIES} --set {SMALL_POD} --set services.api.pool.acquire_timeout=5s` (/ `=1s`)",
           _waiting_promises, PARTLY,
@@ -52,7 +84,8 @@ CLAIMS = [
           " limit (its CPU per allocated byte is roughly flat until then), and each failure's error path (the"
           " Error, the catch, the 500, the log line) beyond the attempt's `cpu_per_request`. With retries on,"
           " push_spike's pod is OOMKilled at 1 s too: the retries' backlog on the loop holds requests as the"
-          " waiters do (claim 49).", slow=True),
+          " waiters do (claim 49). `spiralsim check` does the arithmetic before a run (its `pod_memory` rule:"
+          " rate per pod x attempts x acquire timeout x 16 KB against the limit).", slow=True),
     Claim(68, "Graceful shutdown: pool.end() on SIGTERM",
           "slow_query `--set services.api.pod.replicas=4 --set 'services.api.pod.schedule=[{at=\"4m\","
           " replicas=2}]'` ± `services.api.pod.graceful_shutdown=false`; push_spike `--set 'incidents=[{kind="

@@ -1,4 +1,5 @@
-"""Claims 1-27 of the article: the opening, what a pool is, the four knobs, pool sizing."""
+"""Claims 1-27 of the article (14 is in claims_lifecycle.py): the opening, what a pool is, the four knobs,
+pool sizing."""
 from __future__ import annotations
 
 import numpy as np
@@ -119,15 +120,6 @@ def _idle_timeout(run):
     later = between(r, "pool_total", 240, 242).mean()
     return (f"idle_timeout default {PoolConfig().idle_timeout:g} s; api's pools hold {end:.0f} connections as the push "
             f"ends (3:30), {later:.0f} at 4:00", PoolConfig().idle_timeout == 10 and later < 0.6 * end)
-
-
-def _rotation(run):
-    leaky = ("services.api.endpoints.open_notification.set_role=true",
-             "services.api.endpoints.open_notification.role_leak_rate=0.01")
-    kept = svc(run(PS, *leaky))["foreign_role"]
-    rotated = svc(run(PS, *leaky, "services.api.pool.max_lifetime=60s"))["foreign_role"]
-    return (f"a SET ROLE left on 1 % of checkouts: {n(kept)} requests run under another tenant's role; with"
-            f" max_lifetime = 60 s, {n(rotated)}", rotated <= kept)
 
 
 def _eight_pods_fit(run):
@@ -260,14 +252,6 @@ CLAIMS = [
     Claim(12, "Set it to 1-5 s, \"less than your upstream timeout, with room to spare\"",
           "retry_storm `--set services.api.pool.acquire_timeout=1s` / `=3s`", _one_to_five, slow=True),
     Claim(13, "`idleTimeoutMillis` shrinks the pool after a spike; default 10 s", "push_spike", _idle_timeout),
-    Claim(14, "`maxLifetimeSeconds` rotation: the junk of long-lived connections (stray session settings,"
-              " temp tables, backend bloat) never gets bad enough to notice",
-          "push_spike `--set ...open_notification.set_role=true --set ...role_leak_rate=0.01` (± `pool.max_lifetime"
-          "=60s`)", _rotation, PARTLY,
-          "A stray session setting (a role left by SET ROLE) is modelled and rotation clears it, but here it"
-          " barely matters: the next request that sets its own role resets it, and idle_timeout closes"
-          " connections often. What grows with a connection's age (temp tables, backend memory) is not"
-          " modelled, so the model cannot show the slow build-up rotation prevents.", slow=True),
     Claim(15, "1 pod x 10 = 10 of 100; the autoscaler takes it to 8 pods, 80 of 100, \"still room\"",
           "push_spike `--set ...max_replicas=8 --set services.reports.pool.min=0 --set"
           " services.reports.pod.warm_connections=0`", _eight_pods_fit, slow=True),

@@ -1,5 +1,5 @@
-"""Claims 28-69 of the article: leaks, timeouts, the death spiral, the defences, seeing inside the pool,
-special cases, the sane default."""
+"""Claims 28-69 of the article (50 and 68 are in claims_lifecycle.py): leaks, timeouts, the death spiral, the
+defences, seeing inside the pool, special cases, the sane default."""
 from __future__ import annotations
 
 from claims import DISAGREES, NOT_SIMULATION, PARTLY, Claim, between, clock, col, first, n, svc

@@ -163,7 +163,8 @@ def test_the_sane_defaults_pass_every_rule():
     found = check(scenario(SANE))
     assert {f.status for f in found} == {"ok"}, [f.line for f in found if f.status != "ok"]
     assert {f.rule for f in found} == set(RULE_IDS) - {"pgbouncer_session_mode", "pgbouncer_max_client_conn",
-                                                       "replica_connections", "memory"}  # (no memory_mb)
+                                                       "replica_connections", "memory",  # (no memory_mb)
+                                                       "pod_memory"}  # (no memory_limit_mb)
     assert summary_line(found) == "0 of 10 rules fail"
 
 
@@ -455,3 +456,25 @@ def test_timeouts_in_order_counts_nodes_query_timeout_but_retries_still_hold_the
     found = {f.rule: f for f in check(load_scenario(SCENARIOS / "slow_query.toml", sets)) if f.service == "api"}
     assert "query_timeout 2 s" in found["timeouts_in_order"].line and found["timeouts_in_order"].status == "ok"
     assert found["retries_hold_slots"].status != "ok"  # no statement_timeout: a hung statement keeps its slot
+
+
+@pytest.mark.parametrize("sets, verdict", [
+    ([], "n/a"),                                                           # no memory limit: nothing to check
+    (["services.api.pod.memory_limit_mb=512"], "ok"),                     # 50/s x 3 s x 16 KB + 64 MB = 66 MB
+    (["services.api.pod.memory_limit_mb=70"], "warn"),                    # 66 MB > 0.8 x 70
+    (["services.api.pod.memory_limit_mb=65"], "fail"),
+    (["services.api.pod.memory_limit_mb=512", "services.api.pool.acquire_timeout=0"], "fail"),  # waiters forever
+    (["services.api.pod.memory_limit_mb=100", "services.api.client.max_attempts=3",
+      "services.api.pool.acquire_timeout=15s", "services.api.traffic.rate=200"], "fail"),  # 100/s x 3 x 15 s = 70 MB
+])
+def test_pod_memory(sets, verdict):
+    assert status(scenario(SANE, *sets), "pod_memory") == verdict
+
+
+def test_pod_memory_says_the_requests_a_pod_holds():
+    f = finding(scenario(SANE, "services.api.pod.memory_limit_mb=65"), "pod_memory", "api")
+    assert f.line == ("api at the base rate: if the database stalls, each of its 2 pods holds 50 req/s x 1 attempt x"
+                      " the 3 s acquire timeout = 150 requests, x 16 KB + 64 MB at rest = 66 MB, above its 65 MB limit:"
+                      " OOMKilled with all of them (the article: a 5 s acquire timeout wedges the event loop with"
+                      " waiting promises; shrink it)")
+    assert f.figures["held"] == 150 and f.figures["memory_mb"] == round(64 + 150 * 16 / 1024, 3)

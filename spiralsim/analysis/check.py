@@ -26,7 +26,7 @@ from typing import Callable
 
 from ..scenario import Scenario
 from .arithmetic import Arithmetic, arithmetic, reads
-from .check_time import BUFFER_S, event_loop, little_law, retries_hold_slots, timeouts_in_order
+from .check_time import BUFFER_S, event_loop, little_law, pod_memory, retries_hold_slots, timeouts_in_order
 from .finding import FAIL, OK, WARN, Finding, duration, pods
 
 __all__ = ["ACQUIRE_MAX_S", "BUFFER_S", "FAIL", "OK", "RULES", "WARN", "Finding", "Rule", "check"]
@@ -269,6 +269,8 @@ RULES: tuple[Rule, ...] = (
          "slow_queries incident", little_law),
     Rule("event_loop", "rate x event-loop CPU per request (cpu_per_request + statements x query_result_cpu) <= the "
          "pods' event loops, one core each, at the base rate and each phase", event_loop),
+    Rule("pod_memory", "with pod.memory_limit_mb set: memory_base_mb + rate per pod x attempts x acquire timeout x"
+         " request_memory_kb <= the limit, at the base rate and each phase", pod_memory),
     Rule("acquire_timeout", "pool.acquire_timeout > 0 (fails) and <= 5 s (warns)", _acquire_timeout),
     Rule("statement_timeout", "database.statement_timeout > 0", _statement_timeout),
     Rule("idle_in_transaction_timeout", "database.idle_in_transaction_session_timeout > 0 (fails when an "

@@ -246,3 +246,43 @@ def event_loop(sc: Scenario, a: Arithmetic) -> list[Finding]:
                                {"when": when, "rate": rate, "cpu_s": round(cpu, 9), "cores": round(need, 6),
                                 "pods": n, "most": most}))
     return out
+
+
+def pod_memory(sc: Scenario, a: Arithmetic) -> list[Finding]:
+    """Per service with `pod.memory_limit_mb`, at the base rate and each phase: the requests a pod holds while
+    the database stalls (each attempt waits out the acquire timeout, and is retried) against the container's
+    limit: the article's "a 5-second acquire timeout wedges your Node event loop with waiting promises"."""
+    out = []
+    for name, svc in sc.services.items():
+        pod = svc.pod
+        if svc.serverless is not None or pod.memory_limit_mb <= 0:
+            continue
+        wait = svc.pool.acquire_timeout
+        tries = svc.client.max_attempts if "acquire_timeout" in svc.client.retry_on else 1
+        for when, t, rate, _, incident in _points(sc, name, svc):
+            if incident:
+                continue
+            n = max(1, _replicas_at(svc, t))
+            held = rate / n * tries * wait if wait > 0 else math.inf
+            mb = pod.memory_base_mb + held * pod.request_memory_kb / 1024
+            words = (f"{name} at {when}: if the database stalls, each of its {n} pod{'' if n == 1 else 's'} holds "
+                     + (f"{rate / n:g} req/s x {tries} attempt{'' if tries == 1 else 's'} x the {duration(wait)}"
+                        f" acquire timeout = {held:,.0f} requests, x {pod.request_memory_kb:g} KB +"
+                        f" {pod.memory_base_mb:g} MB at rest = {mb:,.0f} MB" if wait > 0 else
+                        "every request that arrives: the acquire timeout is 0 (forever), and a waiter outlives"
+                        " its caller"))
+            if mb > pod.memory_limit_mb:
+                status, why = FAIL, (f"above its {pod.memory_limit_mb:g} MB limit: OOMKilled with all of them (the"
+                                     " article: a 5 s acquire timeout wedges the event loop with waiting promises;"
+                                     " shrink it)")
+            elif mb > sc.analysis.pool_saturation_share * pod.memory_limit_mb:
+                status, why = WARN, (f"above {sc.analysis.pool_saturation_share:.0%} of its {pod.memory_limit_mb:g} MB"
+                                     " limit: the requests queued for the event loop or in a statement come on top")
+            else:
+                status, why = OK, f"within its {pod.memory_limit_mb:g} MB limit"
+            out.append(Finding("pod_memory", name, status, f"{words}, {why}",
+                               {"when": when, "rate": rate, "pods": n, "attempts": tries,
+                                "held": None if math.isinf(held) else round(held, 3),
+                                "memory_mb": None if math.isinf(mb) else round(mb, 3),
+                                "limit_mb": pod.memory_limit_mb}))
+    return out
