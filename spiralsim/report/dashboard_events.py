@@ -21,9 +21,9 @@ if TYPE_CHECKING:  # matplotlib loads when a dashboard is drawn
     from matplotlib.axes import Axes
 
 TRIGGER_COLOURS = {"traffic": "tab:orange", "slow_queries": "tab:red", "db_restart": "tab:purple",
-                   "network_blip": "tab:brown"}
+                   "network_blip": "tab:brown", "node_lost": "tab:gray"}
 TRIGGER_NAMES = {"traffic": "traffic spike", "slow_queries": "slow queries", "db_restart": "database restart",
-                 "network_blip": "network blip"}
+                 "network_blip": "network blip", "node_lost": "node lost until evicted"}
 TRIGGER_ALPHA = 0.15
 IMPACT_COLOUR = "black"  # hatched: distinct from every trigger's fill
 IMPACT_HATCH = "///"
