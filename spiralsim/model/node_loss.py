@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from simpy import Environment
 
-from .pod import GONE
+from .pod import GONE, Pod
 from .timer import Timer
 
 #: kube-controller-manager's --node-monitor-grace-period: a node silent this long is NotReady and its
@@ -47,8 +47,7 @@ class NodeLoss:
         without closing them. Returns (attempts in flight, sessions left)."""
         now = pod.env.now
         pod.gen += 1  # (work of the gone process still scheduled is recognised and dropped)
-        pod.lost = True
-        pod.accept = _unanswered  # an instance attribute: the balancer's calls land here
+        pod.__class__ = LostPod  # (the same object, so the balancer's list and the deployment keep it)
         held = len(pod.attempts) + (pod.pending is not None)
         if pod.attempts:
             pod.series.inflight.add(now, -len(pod.attempts))
@@ -80,5 +79,11 @@ class NodeLoss:
         self.replace()
 
 
-def _unanswered(att: Any) -> None:
-    """What a lost pod does with an attempt: nothing (its client's timeouts end it)."""
+class LostPod(Pod):
+    """A pod whose node is gone: nothing answers what the balancer still sends it."""
+
+    __slots__ = ()
+    lost = True
+
+    def accept(self, att: Any) -> None:
+        """Nothing: its client's timeouts end the attempt."""

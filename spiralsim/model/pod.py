@@ -49,6 +49,8 @@ class Pod:
     """One replica of a service. `gen` changes at every crash, so work of a dead
     container that is still scheduled (a CPU slot, a statement) is recognised and dropped."""
 
+    lost = False  # its node is gone: a `node_loss.LostPod`, which serves no metrics and answers nothing
+
     def __init__(self, env: Environment, index: int, wiring: PodWiring, levels: tuple[Level, Level] | None = None):
         """`levels`: its per-pod gauges (callers waiting, connections in use), new ones when None; a
         serverless fleet hands a reaped instance's to a new one, so memory follows the instances at once."""
@@ -72,7 +74,6 @@ class Pod:
                                                                            (config.readiness, False))
                             if cfg is not None)
         self.unready = False  # a failed readiness probe took it out of the balancer
-        self.lost = False  # its node is gone (`node_loss.py`): it serves no metrics
         self.limit = AimdLimit(config, self.series.concurrency_limit, self.series.limited_pods
                                ) if config.adaptive_concurrency else None
         self.inv_bucket = wiring.recorder.inv_bucket
