@@ -218,7 +218,7 @@ class Database:
         self.series.active.add(now, 1.0)
         timeout = self.role_statement_timeout.get(conn.series.name, self.statement_timeout) \
             if self.role_statement_timeout else self.statement_timeout
-        if timeout > 0:
+        if timeout > 0.0:
             Deadline(self.env, timeout, self._on_timeout, stmt)
         if blocker is not None:
             stmt.phase = 3
@@ -239,10 +239,10 @@ class Database:
                                 f" statements run {m.slowdown:g}x slower while it swaps")
 
     def _run(self, stmt: Statement) -> None:
-        if stmt.cpu > 0:
+        if stmt.cpu > 0.0:
             stmt.phase = 0
             self.cpu.add(stmt.cpu, stmt)
-        elif stmt.wait > 0:
+        elif stmt.wait > 0.0:
             stmt.phase = 1
             schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:
@@ -265,7 +265,7 @@ class Database:
     def _after_cpu(self, stmt: Statement) -> None:
         if stmt.conn is None:  # a backend's start (BackendStart): nobody waits for it
             return
-        if stmt.wait > 0:
+        if stmt.wait > 0.0:
             stmt.phase = 1
             schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:

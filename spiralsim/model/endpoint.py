@@ -93,7 +93,7 @@ class Endpoint:
             for _ in range(n):
                 work += (cpu * math.exp(shift + s * nxt()), wait * math.exp(shift + s * nxt()))
         errors = 0
-        if self.error_rate > 0:
+        if self.error_rate > 0.0:
             u = self._errors.next
             for i in range(n):
                 if u() < self.error_rate:

@@ -59,7 +59,7 @@ class RateCurve:
                 a = t if t > t0 else t0
                 ra = r0 + k * (a - t0)
                 area = 0.5 * (ra + r1) * (t1 - a)
-                if e <= area and (ra > 0 or k > 0):
+                if e <= area and (ra > 0.0 or k > 0.0):
                     if k == 0.0:  # a constant rate: below, sqrt(ra * ra) is ra to the bit (binary floating
                         d = e / ra  # point, correctly rounded), so 2e / (ra + ra) is e / ra exactly
                     else:
