@@ -49,14 +49,6 @@ class Pod:
     """One replica of a service. `gen` changes at every crash, so work of a dead
     container that is still scheduled (a CPU slot, a statement) is recognised and dropped."""
 
-    # Slotted: with its ~40 attributes a Pod's `__dict__` outgrows CPython's shared keys, and then every
-    # `pod.accept(...)`/`pod.finish(...)` of the request path is looked up the slow way.
-    __slots__ = ("env", "index", "name", "wiring", "config", "series", "recorder", "respond", "handler", "ready",
-                 "cpu_per_request", "max_inflight", "probes", "unready", "limit", "inv_bucket", "bucket",
-                 "waiting_level", "in_use_level", "state", "gen", "pool", "read_pools", "next_read", "attempts",
-                 "inflight", "loop", "started_at", "container_at", "pod_start", "ever_ready", "backoff",
-                 "warm_pending", "pending", "on_idle", "idle_since", "warm_conns", "errors_seen")
-
     def __init__(self, env: Environment, index: int, wiring: PodWiring, levels: tuple[Level, Level] | None = None):
         """`levels`: its per-pod gauges (callers waiting, connections in use), new ones when None; a
         serverless fleet hands a reaped instance's to a new one, so memory follows the instances at once."""
