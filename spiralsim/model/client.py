@@ -173,7 +173,7 @@ class Client:
         if req.done:
             raise AssertionError("a request ended twice")
         req.done = True
-        series.requests_open.add(now, -1.0)
+        series.requests_open.sub(now, 1.0)
         latency = now - req.t0  # (completions: successes and failures, summed by the recorder)
         series.latency_sum[b] += latency
         hist = series.latencies  # (binned into series.hist when a later bucket begins)

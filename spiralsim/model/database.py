@@ -294,7 +294,7 @@ class Database:
         conn = stmt.conn
         conn.stmt = None
         conn.last_io = now
-        self.series.active.add(now, -1.0)
+        self.series.active.sub(now, 1.0)
         series = conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
         times = series.stmt_times  # (binned into series.stmt_hist when a later bucket begins)
         b = int(now * self.inv_bucket)

@@ -368,7 +368,7 @@ class Pod:
         self.inflight -= 1
         del self.attempts[att.seq]
         now = self.env._now
-        self.series.inflight.add(now, -1.0)
+        self.series.inflight.sub(now, 1.0)
         if self.limit is not None:
             self.limit.sample(now, now - att.t0, att.inflight0, error)
         self.respond(att, error)
