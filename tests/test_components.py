@@ -269,3 +269,55 @@ def test_constant_rate_arrival_gap_is_the_general_formula_to_the_bit():
         rate, e, t = 10.0 ** rng.uniform(-6.0, 8.0), rng.expovariate(1.0), rng.uniform(0.0, 1.0)
         general = t + 2.0 * e / (rate + math.sqrt(rate * rate + 2.0 * 0.0 * e))
         assert RateCurve([(0.0, 1e12, rate, rate)]).next_arrival(t, e) == general
+
+
+def test_constant_rate_segments_carry_the_rest_over_as_the_general_formula_does():
+    """From one constant-rate segment into the next, the curve's area (r * (t1 - a)) and gap are the
+    general formulas' (0.5 * (r + r) * (t1 - a); the root with slope 0) to the bit."""
+    import math
+    import random
+
+    rng = random.Random(11)
+    for _ in range(5_000):
+        r1, r2 = 10.0 ** rng.uniform(-3.0, 4.0), 10.0 ** rng.uniform(-3.0, 4.0)
+        t1 = rng.uniform(0.1, 10.0)
+        t = rng.uniform(0.0, t1)
+        e = rng.expovariate(1.0) * r1 * (t1 - t) * 2.0  # past the first segment about half the time
+        area = 0.5 * (r1 + r1) * (t1 - t)
+        if e <= area:
+            expected = t + 2.0 * e / (r1 + math.sqrt(r1 * r1 + 2.0 * 0.0 * e))
+        else:
+            rest = e - area
+            expected = t1 + 2.0 * rest / (r2 + math.sqrt(r2 * r2 + 2.0 * 0.0 * rest))
+        assert RateCurve([(0.0, t1, r1, r1), (t1, 1e12, r2, r2)]).next_arrival(t, e) == expected
+
+
+def test_a_fall_by_sub_is_add_of_the_negative_to_the_bit():
+    """`Level.sub(now, d)` skips the peak test inside a bucket: every area, peak and sample is still
+    `add(now, -d)`'s, ties and changes at a bucket's exact end included."""
+    import random
+
+    from spiralsim.metrics import Level
+
+    rng = random.Random(5)
+    for _ in range(300):
+        a, b = Level(8, 0.5), Level(8, 0.5)
+        t = 0.0
+        for _ in range(60):
+            step = rng.random()
+            if step < 0.25:
+                t = math.floor(t / 0.5 + 1.0) * 0.5  # a bucket's end, exactly
+            elif step < 0.9:
+                t += rng.expovariate(20.0)  # (else a tie: the same instant again)
+            if t >= 4.0:
+                break
+            d = float(rng.randint(1, 3))
+            if rng.random() < 0.5:
+                a.add(t, d)
+                b.add(t, d)
+            else:
+                a.add(t, -d)
+                b.sub(t, d)
+        a.close(4.0)
+        b.close(4.0)
+        assert (list(a.area), list(a.peak), list(a.sample)) == (list(b.area), list(b.peak), list(b.sample))

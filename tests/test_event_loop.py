@@ -99,7 +99,7 @@ def test_loop_lag_is_the_mm1_waiting_time():
     LagSampler(env, loop.busy, lambda: 1.0, series, 1.0)  # one pod, always running
     env.run(until=duration)
     n = int(duration)
-    lag = np.frombuffer(series.loop_lag_sum)[10:n] / np.frombuffer(series.loop_lag_samples)[10:n]
+    lag = np.array(series.loop_lag_sum[10:n]) / np.array(series.loop_lag_samples[10:n])
     mean, tol = _batch_bounds(lag, 25)
     theory = (lam / mu) / (mu - lam)
     assert abs(mean - theory) < tol, (mean, theory, tol)

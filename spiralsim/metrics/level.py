@@ -78,6 +78,17 @@ class Level:
         if v > self.pk:
             self.pk = v
 
+    def sub(self, now: float, delta: float) -> None:
+        """The gauge falls by `delta` (> 0) at time `now`: `add(now, -delta)`, without the peak test in the
+        same bucket (a fall cannot pass it: after every change the bucket's peak is at least the value)."""
+        if now < self.b_end:
+            v = self.value
+            self.acc += v * (now - self.t_last)
+            self.t_last = now
+            self.value = v - delta  # (v + -delta, to the bit)
+        else:
+            self.add(now, -delta)
+
     def _cross(self, now: float) -> None:
         """Integrate from t_last into a later bucket, which becomes the current one."""
         v = self.value

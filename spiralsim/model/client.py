@@ -77,14 +77,14 @@ class Client:
         now = self.env._now
         b = int(now * self.inv_bucket)
         self.series.requests_open.add(now, 1.0)
-        self.series.arrivals[b] += 1
+        self.series.arrivals[b] += 1.0
         self._attempt(req, now, b)
 
     def _attempt(self, req: Request, now: float, b: int) -> None:
         """An attempt of `req` now (`b`: the bucket of `now`)."""
         req.attempts += 1
         if req.attempts > 1:  # (attempts: arrivals and retries, summed by the recorder)
-            self.series.retries[b] += 1
+            self.series.retries[b] += 1.0
         self.attempt_seq += 1
         att = Attempt(req, self.attempt_seq)
         if self.breaker is not None:
@@ -160,12 +160,12 @@ class Client:
         b = int(now * self.inv_bucket)
         series = self.series
         if error is None:
-            series.successes[b] += 1
+            series.successes[b] += 1.0
         elif self._may_retry(req, error):
             Timer(self.env, self._backoff(req), self._retry, req)
             return
         else:
-            series.failures[KIND_INDEX[error]][b] += 1
+            series.failures[KIND_INDEX[error]][b] += 1.0
             if error not in series.first_failure:
                 series.first_failure.add(error)
                 text = FAILURE_KINDS[KIND_INDEX[error]].text
@@ -173,7 +173,7 @@ class Client:
         if req.done:
             raise AssertionError("a request ended twice")
         req.done = True
-        series.requests_open.add(now, -1.0)
+        series.requests_open.sub(now, 1.0)
         latency = now - req.t0  # (completions: successes and failures, summed by the recorder)
         series.latency_sum[b] += latency
         hist = series.latencies  # (binned into series.hist when a later bucket begins)
@@ -181,7 +181,7 @@ class Client:
             hist.start(b)
         hist.pending.append(latency)
         if error is None and latency > self.slow_after:
-            series.slow[b] += 1
+            series.slow[b] += 1.0
 
     def _breaker_changed(self, now: float, state: int, why: str) -> None:
         name = STATE_NAMES[state]

@@ -227,7 +227,7 @@ class Database:
         self.series.active.add(now, 1.0)
         timeout = self.role_statement_timeout.get(conn.series.name, self.statement_timeout) \
             if self.role_statement_timeout else self.statement_timeout
-        if timeout > 0:
+        if timeout > 0.0:
             Deadline(self.env, timeout, self._on_timeout, stmt)
         if blocker is not None:
             stmt.phase = 3
@@ -272,10 +272,10 @@ class Database:
                             {"server": where, "peak_mb": m.peak, "ram_mb": m.ram, "end_mb": end_mb})
 
     def _run(self, stmt: Statement) -> None:
-        if stmt.cpu > 0:
+        if stmt.cpu > 0.0:
             stmt.phase = 0
             self.cpu.add(stmt.cpu, stmt)
-        elif stmt.wait > 0:
+        elif stmt.wait > 0.0:
             stmt.phase = 1
             schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:
@@ -298,7 +298,7 @@ class Database:
     def _after_cpu(self, stmt: Statement) -> None:
         if stmt.conn is None:  # a backend's start (BackendStart): nobody waits for it
             return
-        if stmt.wait > 0:
+        if stmt.wait > 0.0:
             stmt.phase = 1
             schedule(self.env, stmt.wait, self.wait_callbacks, stmt)
         else:
@@ -327,7 +327,7 @@ class Database:
         conn = stmt.conn
         conn.stmt = None
         conn.last_io = now
-        self.series.active.add(now, -1.0)
+        self.series.active.sub(now, 1.0)
         series = conn.series  # its time, as the app measures a query (lock wait, CPU queue and all)
         times = series.stmt_times  # (binned into series.stmt_hist when a later bucket begins)
         b = int(now * self.inv_bucket)

@@ -6,6 +6,12 @@ hour of attempts. Deadlines of one length come due in the order they are set, so
 they wait in insertion order and only the earliest has an event on the heap; an
 answered attempt's deadline is dropped at once (`cancel`).
 
+They wait in a plain dict keyed by attempt number (increasing ints). Its first key is found by
+counting up from the last head found (`_first`): every number is looked at once in a whole run.
+(A dict's own first key is found by walking past every deleted entry before it, a wait that grows
+with the attempts in flight; an OrderedDict finds it at once but costs more at every add and cancel,
+the request path's part.)
+
 Results are exactly those of one event per deadline: each deadline reserves its
 event's sequence number (SimPy's `eid`) when it is set, and its event is pushed
 with that number and its exact time when it reaches the head, so every tie with
@@ -15,7 +21,6 @@ itself does.)
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from heapq import heappush
 from typing import Any, Callable
 
@@ -35,13 +40,15 @@ class _Due:
 
 class DeadlineQueue:
     """`add(key, arg)` sets a deadline `length` seconds from now; `cancel(key)` drops it; when
-    one comes due, `fire(arg)` (before any ordinary event of that instant, like `Deadline`)."""
+    one comes due, `fire(arg)` (before any ordinary event of that instant, like `Deadline`).
+    Keys are ints, each larger than the last one added (from 0 up)."""
 
     def __init__(self, env: Environment, length: float, fire: Callable[[Any], None]):
         self.env = env
         self.length = length
         self.fire = fire
-        self.items: OrderedDict[int, tuple[float, int, Any]] = OrderedDict()  # key -> (time, eid, arg)
+        self.items: dict[int, tuple[float, int, Any]] = {}  # key -> (time, eid, arg), in the order added
+        self.head = 0  # no key waiting is below it
         self.pending: int | None = None  # the eid of the event on the heap, if any
         self.firing = False  # inside `fire`: a deadline added now is not the head
 
@@ -61,6 +68,14 @@ class DeadlineQueue:
         """The attempt was answered: its deadline will not fire."""
         self.items.pop(key, None)
 
+    def _first(self) -> int:
+        """The earliest key still waiting (there is one): the first int from `head` up in `items`."""
+        items, key = self.items, self.head
+        while key not in items:
+            key += 1
+        self.head = key
+        return key
+
     def _push(self, when: float, eid: int) -> None:
         self.pending = eid
         heappush(self.env._queue, (when, URGENT, eid, _Due(self._due)))
@@ -71,7 +86,7 @@ class DeadlineQueue:
         items = self.items
         if not items:
             return
-        key = next(iter(items))
+        key = self._first()
         when, eid, arg = items[key]
         if when <= self.env._now:
             del items[key]
@@ -82,6 +97,6 @@ class DeadlineQueue:
                 self.firing = False
             if not items:
                 return
-            key = next(iter(items))
+            key = self._first()
             when, eid, _ = items[key]
         self._push(when, eid)  # the head's own event: its time and number, so ties go as they always did

@@ -85,15 +85,18 @@ class Endpoint:
             work = [cpu, wait] * n
         elif dist == "exponential":
             nxt = self._work.next
-            for _ in range(n):
-                work += (cpu * nxt(), wait * nxt())  # (one call into C a statement, not two appends)
+            if n == 1:  # (most endpoints: the same two draws, without a loop)
+                work = [cpu * nxt(), wait * nxt()]
+            else:
+                for _ in range(n):
+                    work += (cpu * nxt(), wait * nxt())  # (one call into C a statement, not two appends)
         else:
             nxt = self._work.next
             s, shift = self.sigma, self._ln_shift
             for _ in range(n):
                 work += (cpu * math.exp(shift + s * nxt()), wait * math.exp(shift + s * nxt()))
         errors = 0
-        if self.error_rate > 0:
+        if self.error_rate > 0.0:
             u = self._errors.next
             for i in range(n):
                 if u() < self.error_rate:

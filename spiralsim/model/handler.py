@@ -59,17 +59,20 @@ class Handler:
         self.recorder = recorder
         self.service = service
         self.inv_bucket = recorder.inv_bucket
+        # The pool's and the database's callbacks, bound once (`self._acquired` makes a bound method at each use).
+        self.on_acquired = self._acquired
+        self.on_result = self._result
 
     def start(self, att: Attempt) -> None:
         """The attempt has had its event-loop CPU: ask the pool for a connection."""
         att.stmt = 0
         att.role = 0
         ep = att.req.endpoint
-        att.transient = ep.transient_rate > 0 and ep.draw_transient()
+        att.transient = ep.transient_rate > 0.0 and ep.draw_transient()
         if self.query_timeout:
             att.timed_out = 0
         att.pool = att.pod.read_pool() if self.reads and ep.name in self.reads else att.pod.pool
-        att.pool.acquire(self._acquired, att)
+        att.pool.acquire(self.on_acquired, att)
 
     def _acquired(self, att: Attempt, conn, error: str | None) -> None:
         if att.gen != att.pod.gen:  # the pod crashed while this waited
@@ -132,9 +135,9 @@ class Handler:
             Timer(self.env, self.query_timeout, self._query_due, (att, i))
         if req.endpoint.windows:  # a slow_queries incident: scale the statement (else the factor is 1)
             factor = req.endpoint.slowdown(self.env._now)
-            db.execute(conn, work[2 * i] * factor, work[2 * i + 1] * factor, self._result, att, blocker)
+            db.execute(conn, work[2 * i] * factor, work[2 * i + 1] * factor, self.on_result, att, blocker)
         else:
-            db.execute(conn, work[2 * i], work[2 * i + 1], self._result, att, blocker)
+            db.execute(conn, work[2 * i], work[2 * i + 1], self.on_result, att, blocker)
 
     def _result(self, att: Attempt, error: str | None, handled: bool = False) -> None:
         """The server answered (`error`: the statement's failure, or None): the pod's event loop handles
@@ -143,13 +146,13 @@ class Handler:
         pod = att.pod
         if not handled and att.gen == pod.gen:
             loop, cost = pod.loop, self.result_cpu
-            delay = loop.later(cost) if cost > 0 or loop.free_at > self.env._now else 0.0  # (later(0) idle: 0)
+            delay = loop.later(cost) if cost > 0.0 or loop.free_at > self.env._now else 0.0  # (later(0) idle: 0)
             if self.query_timeout and att.timed_out == 0:
                 if self.env._now + delay > att.qdue:
                     att.timed_out = 1  # Node runs an expired timer before it reads the socket
                 else:
                     att.qdue = -1.0    # in time: the timer finds nothing to do
-            if delay > 0:
+            if delay > 0.0:
                 att.error = error
                 if not att.req.endpoint.is_query:  # the server has answered: the session waits on the app
                     self.sessions.enter_iit(att.conn.server)
@@ -180,7 +183,7 @@ class Handler:
                 self.bouncer.ready(conn)  # the statement is over: transaction mode gives its server back
             pool.release(conn, error is not None)
             if error is None and more:
-                pool.acquire(self._acquired, att)
+                pool.acquire(self.on_acquired, att)
             else:
                 self._finish(att, error)
             return

@@ -366,8 +366,8 @@ class Pod:
                        f" {c.memory_base_mb:g} MB at rest pass its {c.memory_limit_mb:g} MB limit", "oom_killed")
             return
         loop, cost = self.loop, self.cpu_per_request
-        delay = loop.later(cost) if cost > 0 or loop.free_at > now else 0.0  # (later(0) on an idle loop: 0)
-        if delay > 0:
+        delay = loop.later(cost) if cost > 0.0 or loop.free_at > now else 0.0  # (later(0) on an idle loop: 0)
+        if delay > 0.0:
             Timer(self.env, delay, self._cpu_done, att)
         else:
             self.handler.start(att)
@@ -384,7 +384,7 @@ class Pod:
         self.inflight -= 1
         del self.attempts[att.seq]
         now = self.env._now
-        self.series.inflight.add(now, -1.0)
+        self.series.inflight.sub(now, 1.0)
         if self.limit is not None:
             self.limit.sample(now, now - att.t0, att.inflight0, error)
         self.respond(att, error)

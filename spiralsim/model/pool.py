@@ -101,7 +101,7 @@ class Pool:
         now = self.env._now
         b = int(now * self.inv_bucket)
         series = self.series
-        series.acquires[b] += 1
+        series.acquires[b] += 1.0
         series.acquire_wait_sum[b] += now - w.t0
         w.cb(w.arg, conn, error)
 
@@ -113,8 +113,8 @@ class Pool:
             if self.idle:
                 conn = self.idle.pop()
                 conn.state = BUSY
-                add_opposite(now, self.series.pool_idle, self.in_use_level, -1)  # `_idle(now, -1)`, once a request
-                self.series.acquires[int(now * self.inv_bucket)] += 1
+                add_opposite(now, self.series.pool_idle, self.in_use_level, -1.0)  # `_idle(now, -1)`, once a request
+                self.series.acquires[int(now * self.inv_bucket)] += 1.0
                 cb(arg, conn, None)
                 return
             if self.total < self.max:
@@ -123,12 +123,12 @@ class Pool:
         w = Waiter(cb, arg, now, WAITING)
         self.queue.append(w)
         self._waiting(1)
-        self.series.queued[int(now * self.inv_bucket)] += 1
+        self.series.queued[int(now * self.inv_bucket)] += 1.0
         if "waiting" not in self.series.first_failure:
             self.series.first_failure.add("waiting")
             self.connector.recorder.event(now, self.service, "first_pool_waiting",
                                           f"a request queued for a connection ({self.total} of {self.max} open)")
-        if self.acquire_timeout > 0:
+        if self.acquire_timeout > 0.0:
             Deadline(self.env, self.acquire_timeout, self._on_queue_timeout, w)
 
     def _on_queue_timeout(self, timer: Timer) -> None:
@@ -284,8 +284,8 @@ class Pool:
         conn.state = IDLE
         conn.idle_since = now
         self.idle.append(conn)
-        add_opposite(now, self.series.pool_idle, self.in_use_level, 1)  # `_idle(now, 1)`, once a request
-        if self.idle_timeout > 0 and not conn.idle_timer:
+        add_opposite(now, self.series.pool_idle, self.in_use_level, 1.0)  # `_idle(now, 1)`, once a request
+        if self.idle_timeout > 0.0 and not conn.idle_timer:
             conn.idle_timer = True
             Timer(self.env, self.idle_timeout, self._on_idle_timeout, conn)
 

@@ -33,14 +33,12 @@ class Attempt:
     def __init__(self, req: Request, seq: int):
         self.req = req
         self.seq = seq
-        self.pod = None
-        self.gen = 0
-        self.pool = None
         self.conn = None
-        self.stmt = 0
         self.answered = False
         self.foreign = False   # its transaction is someone else's open one
         self.risk_tx = None    # an open transaction holding this attempt's uncommitted writes
+        # Set when it reaches a pod (`Pod.accept`): `pod` and `gen`; when it reaches the handler
+        # (`Handler.start`): `pool` and `stmt` (its next statement); nothing reads them before.
         # Set only where they are read, to keep an attempt cheap: `transient` (its last statement fails
         # with a transient error) and `role` (1: it SET ROLE; 2: and leaves it; -1: ran under another's)
         # by the handler; `trial` (the half-open breaker's one trial) with a breaker; `t0` (when it

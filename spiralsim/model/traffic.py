@@ -57,11 +57,19 @@ class RateCurve:
             t0, t1, r0, r1, k = segs[i]
             if t < t1:
                 a = t if t > t0 else t0
+                if r0 == r1:  # a constant rate: the general case's figures, to the bit (k is 0.0, so ra is r0;
+                    area = r0 * (t1 - a)  # 0.5 * (r0 + r0) is r0; sqrt(r0 * r0) is r0, correctly rounded,
+                    if e <= area and r0 > 0.0:  # so 2e / (r0 + r0) is e / r0)
+                        self.index = i
+                        return a + e / r0
+                    e -= area
+                    i += 1
+                    continue
                 ra = r0 + k * (a - t0)
                 area = 0.5 * (ra + r1) * (t1 - a)
-                if e <= area and (ra > 0 or k > 0):
-                    if k == 0.0:  # a constant rate: below, sqrt(ra * ra) is ra to the bit (binary floating
-                        d = e / ra  # point, correctly rounded), so 2e / (ra + ra) is e / ra exactly
+                if e <= area and (ra > 0.0 or k > 0.0):
+                    if k == 0.0:  # a segment of no length: as below, with sqrt(ra * ra) = ra
+                        d = e / ra
                     else:
                         disc = ra * ra + 2.0 * k * e
                         d = 2.0 * e / (ra + math.sqrt(disc if disc > 0 else 0.0))
