@@ -1,19 +1,12 @@
-"""A pod: a lifecycle around one single-threaded event loop and its own pool
-(and, with read replicas, one pool more per replica: the article's "one pool per replica").
+"""A pod: a lifecycle around one single-threaded event loop and its own pool (and, with read
+replicas, one pool more per replica: the article's "one pool per replica").
 
-starting (`startup`) -> warming (opens `warm_connections` through the pool, the
-article's "each new pod tries to open 10 connections at startup"; with
-`require_db_at_start` the first failed connect crashes it) -> ready (the
-balancer routes to it) -> terminating on scale-down (no new attempts; those in
-flight finish; then its connections close). A crash fails every attempt in
-flight on the pod, closes its connections and restarts the container as the
-kubelet does: the first time at once, then after 10 s, 20 s, 40 s, ... at most
-300 s (CrashLoopBackOff), back to at once after 10 minutes of running. A new
-pod pulls its image (`image_pull`) before its container starts (`startup`); a
-restarted container finds the image on the node and pays `startup` only.
-
-The event loop is one CPU served first come first served; as costs are known
-on arrival, an attempt's CPU slot is computed then (no queue object).
+starting (`image_pull` for a new pod, then `startup`) -> warming (opens `warm_connections`, the article's
+"each new pod tries to open 10 connections at startup"; with `require_db_at_start` the first failed connect
+crashes it) -> ready (the balancer routes to it) -> terminating on scale-down (drains, or exits at once
+without `graceful_shutdown`). A crash (or an OOM kill) fails every attempt in flight, closes its connections
+and restarts the container as the kubelet does: at once, then after 10 s, 20 s, ... at most 300 s
+(CrashLoopBackOff), back to at once after 10 minutes of running; a restart finds the image on the node.
 """
 from __future__ import annotations
 
@@ -50,6 +43,13 @@ class Pod:
     container that is still scheduled (a CPU slot, a statement) is recognised and dropped."""
 
     lost = False  # its node is gone: a `node_loss.LostPod`, which serves no metrics and answers nothing
+    # Slotted: with its ~40 attributes a Pod's `__dict__` outgrows CPython's shared keys, and then every
+    # `pod.accept(...)`/`pod.finish(...)` of the request path is looked up the slow way.
+    __slots__ = ("env", "index", "name", "wiring", "config", "series", "recorder", "respond", "handler", "ready",
+                 "cpu_per_request", "max_inflight", "oom_inflight", "probes", "unready", "limit", "inv_bucket",
+                 "bucket", "waiting_level", "in_use_level", "state", "gen", "pool", "read_pools", "next_read",
+                 "attempts", "inflight", "loop", "started_at", "container_at", "pod_start", "ever_ready", "backoff",
+                 "warm_pending", "pending", "on_idle", "idle_since", "warm_conns", "errors_seen")
 
     def __init__(self, env: Environment, index: int, wiring: PodWiring, levels: tuple[Level, Level] | None = None):
         """`levels`: its per-pod gauges (callers waiting, connections in use), new ones when None; a
