@@ -221,11 +221,10 @@ class Sessions:
         for conn in list(self.live.values()):
             if type(conn) is LostSession:  # lost already, by an earlier drop
                 continue
-            stmt = self._lose(conn, now).stmt
+            stmt = conn.stmt
             if stmt is not None:  # it runs on at the server; its caller hears of it no more
                 told.append((stmt.done, stmt.arg))
-                stmt.done = self._lost_statement_done
-                stmt.arg = stmt.conn
+            self._lose(conn, now)
         for done, arg in told:
             done(arg, "connection_terminated")
 
@@ -234,10 +233,7 @@ class Sessions:
         and a statement it runs, until it notices (`keepalive.py`)."""
         if conn.dead or conn.id not in self.live:
             return
-        stmt = self._lose(conn, self.env.now).stmt
-        if stmt is not None:
-            stmt.done = self._lost_statement_done
-            stmt.arg = stmt.conn
+        self._lose(conn, self.env.now)
 
     def _lose(self, conn: Connection, now: float) -> LostSession:
         """Move the session of `conn` (now dead for the app) to a LostSession the server keeps."""
@@ -260,8 +256,10 @@ class Sessions:
             if lost.iit and timeout > 0:  # its idle-in-transaction timeout runs on
                 Timer(self.env, max(0.0, lost.iit_since + timeout - now), self._on_iit_timeout,
                       (lost, lost.iit_since))
-        else:
+        else:  # it runs on; its end goes to the lost session, not to the caller
             stmt.conn = lost
+            stmt.done = self._lost_statement_done
+            stmt.arg = lost
             lost.dead_at = keepalive.dead_at(stmt.t0, now)
             check = keepalive.check_finds(stmt.t0, lost.dead_at)
             if check < math.inf:
